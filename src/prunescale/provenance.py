@@ -1,0 +1,35 @@
+"""What produced a result: package versions, machine, time. Recorded in every output we write."""
+
+from __future__ import annotations
+
+import platform
+import time
+from importlib.metadata import PackageNotFoundError, version
+
+PACKAGES = ("prunescale", "torch", "transformers", "tokenizers", "safetensors", "numpy", "vllm", "math-verify")
+
+
+def package_versions(names: tuple[str, ...] = PACKAGES) -> dict[str, str | None]:
+    out: dict[str, str | None] = {}
+    for name in names:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def environment() -> dict:
+    """Versions of the packages that change numbers, plus the machine and a UTC timestamp."""
+    import torch
+
+    device = "cuda:" + torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
+    return {
+        "packages": package_versions(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "device": device,
+        "threads": torch.get_num_threads(),
+        "utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
