@@ -1,0 +1,142 @@
+"""Validated specifications (pydantic, ``extra="forbid"``): what the CLI and the API accept.
+
+Cross-field rules live here, once, so the CLI, the Python API and (later) study YAML files reject the
+same bad inputs with the same messages.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
+
+from prunescale.errors import PrunescaleError
+
+UNSTRUCTURED = ("magnitude", "wanda", "sparsegpt")
+ALLOCATIONS = ("uniform",)
+DTYPE_NAMES = ("auto", "fp32", "bf16", "fp16")
+
+
+def parse_nm(text: str) -> tuple[int, int]:
+    """``"2:4"`` → (2, 4): keep N of every M consecutive input weights; needs 0 < N < M."""
+    try:
+        n_str, m_str = text.split(":")
+        n, m = int(n_str), int(m_str)
+    except ValueError:
+        raise ValueError(f"N:M must look like 2:4, got {text!r}") from None
+    if not 0 < n < m:
+        raise ValueError(f"N:M needs 0 < N < M, got {text!r}")
+    return n, m
+
+
+class PruneSpec(BaseModel):
+    """One unstructured pruning run."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str
+    method: str
+    sparsity: float | None = None
+    nm: str | None = None
+    allocation: str = "uniform"
+    group: str = "row"
+    calib: str | None = None  # default: the model's embedded default source
+    nsamples: int = 128
+    seqlen: int | None = None  # default: 128 for the tiny reasoner's source, else 512
+    seed: int = 0
+    device: str = "cpu"
+    dtype: str = "auto"
+    sequential: bool = True
+    blocksize: int = 128
+    percdamp: float = 0.01
+    trust_remote_code: bool = False
+    out: Path
+    overwrite: bool = False
+
+    @field_validator("method")
+    @classmethod
+    def _method(cls, v: str) -> str:
+        if v not in UNSTRUCTURED:
+            raise ValueError(f"unknown method {v!r}; choose one of {', '.join(UNSTRUCTURED)}")
+        return v
+
+    @field_validator("sparsity")
+    @classmethod
+    def _sparsity(cls, v: float | None) -> float | None:
+        if v is not None and not 0 <= v < 1:
+            raise ValueError(f"sparsity must be in [0, 1), got {v}")
+        return v
+
+    @field_validator("nm")
+    @classmethod
+    def _nm(cls, v: str | None) -> str | None:
+        if v is not None:
+            parse_nm(v)
+        return v
+
+    @field_validator("allocation")
+    @classmethod
+    def _allocation(cls, v: str) -> str:
+        if v not in ALLOCATIONS:
+            raise ValueError(f"unknown allocation {v!r}; choose one of {', '.join(ALLOCATIONS)}")
+        return v
+
+    @field_validator("group")
+    @classmethod
+    def _group(cls, v: str) -> str:
+        if v not in ("row", "matrix"):
+            raise ValueError(f"comparison group must be row or matrix, got {v!r}")
+        return v
+
+    @field_validator("dtype")
+    @classmethod
+    def _dtype(cls, v: str) -> str:
+        if v not in DTYPE_NAMES:
+            raise ValueError(f"unknown dtype {v!r}; choose one of {', '.join(DTYPE_NAMES)}")
+        return v
+
+    @field_validator("nsamples", "blocksize")
+    @classmethod
+    def _positive(cls, v: int) -> int:
+        if v < 1:
+            raise ValueError(f"must be ≥ 1, got {v}")
+        return v
+
+    @field_validator("seqlen")
+    @classmethod
+    def _seqlen(cls, v: int | None) -> int | None:
+        if v is not None and v < 2:
+            raise ValueError(f"seqlen must be ≥ 2, got {v}")
+        return v
+
+    @field_validator("percdamp")
+    @classmethod
+    def _percdamp(cls, v: float) -> float:
+        if not 0 < v < 1:
+            raise ValueError(f"percdamp must be in (0, 1), got {v}")
+        return v
+
+    @model_validator(mode="after")
+    def _cross(self) -> PruneSpec:
+        if (self.sparsity is None) == (self.nm is None):
+            raise ValueError("give exactly one of sparsity (--sparsity) or an N:M pattern (--nm)")
+        if self.nm is not None and self.allocation != "uniform":
+            raise ValueError("an N:M pattern fixes the sparsity of every layer; it cannot take an allocation")
+        if self.group == "matrix" and self.method != "magnitude":
+            raise ValueError(f"the per-matrix comparison group is for magnitude only; {self.method} prunes per row")
+        return self
+
+    @property
+    def nm_tuple(self) -> tuple[int, int] | None:
+        return parse_nm(self.nm) if self.nm else None
+
+
+def validated(cls: type[BaseModel], **fields: object) -> BaseModel:
+    """Build a spec, turning pydantic's multi-line report into one user-facing line."""
+    try:
+        return cls(**fields)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        msg = first["msg"].removeprefix("Value error, ")
+        raise PrunescaleError(f"{where}: {msg}" if where else msg) from None

