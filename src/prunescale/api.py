@@ -117,6 +117,25 @@ def _calibration_for(spec_model: str, source: str | None, seqlen: int | None):
     return src, seqlen or (128 if src.split(":")[-1] == "tiny" else 512)
 
 
+def _load_and_calibrate(spec, needs_data: bool, log: Callable[[str], None]):
+    """Load the model (on the CPU; blocks visit the device one at a time) and its calibration samples."""
+    import torch
+
+    from prunescale.data.calibration import load_calibration
+    from prunescale.models.loader import check_device, check_dtype, load_model
+
+    check_dtype(spec.dtype)
+    check_device(spec.device)
+    torch.manual_seed(spec.seed)
+    lm = load_model(spec.model, dtype=spec.dtype, device="cpu", trust_remote_code=spec.trust_remote_code)
+    calib = None
+    if needs_data:
+        source, seqlen = _calibration_for(spec.model, spec.calib, spec.seqlen)
+        log(f"calibration: {spec.nsamples} × {seqlen} tokens from {source}")
+        calib = load_calibration(source, lm.tokenizer, spec.nsamples, seqlen, spec.seed, "train", lm.model)
+    return lm, calib
+
+
 def prune(spec, log: Callable[[str], None] = print, progress: bool = True) -> Path:
     """Prune a model as ``spec`` (a :class:`~prunescale.config.PruneSpec`) says; returns the output folder.
 
@@ -126,27 +145,15 @@ def prune(spec, log: Callable[[str], None] = print, progress: bool = True) -> Pa
     """
     import time
 
-    import torch
-
-    from prunescale.data.calibration import load_calibration
-    from prunescale.models.loader import check_device, check_dtype, load_model
     from prunescale.models.save import save_checkpoint
     from prunescale.prune.unstructured import Pattern, prune_model, uniform
 
     t0 = time.perf_counter()
-    check_dtype(spec.dtype)
-    check_device(spec.device)
     out = Path(spec.out)
     tmp = prepare_out(out, spec.overwrite)
     try:
-        torch.manual_seed(spec.seed)
-        lm = load_model(spec.model, dtype=spec.dtype, device="cpu", trust_remote_code=spec.trust_remote_code)
+        lm, calib = _load_and_calibrate(spec, spec.method != "magnitude", log)
         model, tok = lm.model, lm.tokenizer
-        calib = None
-        if spec.method != "magnitude":
-            source, seqlen = _calibration_for(spec.model, spec.calib, spec.seqlen)
-            log(f"calibration: {spec.nsamples} × {seqlen} tokens from {source}")
-            calib = load_calibration(source, tok, spec.nsamples, seqlen, spec.seed, "train", model)
         pattern = Pattern(sparsity={} if spec.nm else uniform(model, spec.sparsity), nm=spec.nm_tuple,
                           group=spec.group)
         log(f"pruning {spec.model} with {spec.method} "
@@ -188,6 +195,103 @@ def prune(spec, log: Callable[[str], None] = print, progress: bool = True) -> Pa
         raise
     log(f"realised sparsity {result['realised_global']:.4f} (target {result['target_global']:.4f}) → {out}")
     return out
+
+
+def prune_structured(spec, log: Callable[[str], None] = print) -> Path:
+    """Remove decoder blocks as ``spec`` (a :class:`~prunescale.config.StructuredSpec`) says.
+
+    The output is a normal HF folder with fewer layers and a consistent config; before it is moved into
+    place it is reloaded with plain transformers, its logits are compared with the in-memory model and
+    greedy generation with the KV cache is compared with generation without it.
+    """
+    import time
+
+    from prunescale.models.save import save_checkpoint
+    from prunescale.prune.structured.remove import block_params, remove_blocks
+    from prunescale.prune.structured.rules import NEEDS_CALIBRATION, RULES, RuleInput
+
+    t0 = time.perf_counter()
+    out = Path(spec.out)
+    tmp = prepare_out(out, spec.overwrite)
+    try:
+        lm, calib = _load_and_calibrate(spec, spec.method in NEEDS_CALIBRATION, log)
+        model = lm.model
+        sizes = block_params(model)
+        n_blocks, total = len(sizes), sum(p.numel() for p in model.parameters())
+        n = spec.remove_layers
+        if spec.match_sparsity is not None:
+            n = matched_block_count(sizes, spec.match_sparsity)
+            log(f"--match-sparsity {spec.match_sparsity}: removing {n} of {n_blocks} blocks = "
+                f"{sum(sorted(sizes)[:n]) / sum(sizes):.4f} of decoder-block parameters")
+        if spec.layers is not None:
+            bad = [i for i in spec.layers if i >= n_blocks]
+            if bad:
+                raise PrunescaleError(f"block index {bad[0]} out of range: the model has blocks 0..{n_blocks - 1}")
+            n = len(spec.layers)
+        if n is None or n >= n_blocks:
+            raise PrunescaleError(f"cannot remove {n} blocks: the model has {n_blocks}; remove at most {n_blocks - 1}")
+        plan = RULES[spec.method](RuleInput(model, n, calib.samples if calib else (), spec.device, spec.seed,
+                                            spec.layers or (), spec.keep_last, spec.laco_threshold, spec.laco_span))
+        removed_params = sum(sizes[i] for i in plan.indices)
+        remove_blocks(model, plan.indices)
+        log(f"removed blocks {plan.indices} ({removed_params / sum(sizes):.4f} of block parameters)")
+        if plan.note:
+            log(f"note: {plan.note}")
+        manifest = {
+            "base_model": spec.model,
+            "base_location": lm.ref.location,
+            "kind": "structured",
+            "method": spec.method,
+            "allocation": None,
+            "removed_layers": plan.indices,
+            "kept_layers": [i for i in range(n_blocks) if i not in plan.indices],
+            "merged_layers": {str(k): v for k, v in plan.merged.items()},
+            "scores": plan.scores,
+            "num_layers_before": n_blocks,
+            "num_layers_after": n_blocks - len(plan.indices),
+            "removed_param_fraction": removed_params / total,
+            "removed_param_fraction_blocks": removed_params / sum(sizes),
+            "target_sparsity": spec.match_sparsity,
+            "realised_sparsity": removed_params / sum(sizes),
+            "note": plan.note,
+            "calibration": calib.spec if calib else None,
+            "seed": spec.seed,
+            "elapsed_seconds": round(time.perf_counter() - t0, 2),
+            "environment": environment(),
+        }
+        save_checkpoint(model, lm.tokenizer, tmp, manifest)
+        smoke_check(model, tmp)
+        commit_out(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+def matched_block_count(sizes: list[int], fraction: float) -> int:
+    """Blocks to remove so the removed share of block parameters is closest to ``fraction`` (≥ 1)."""
+    total = sum(sizes)
+    ordered = sorted(sizes)
+    best = min(range(1, len(sizes)), key=lambda n: (abs(sum(ordered[:n]) / total - fraction), n))
+    return best
+
+
+def smoke_check(model, folder: Path) -> None:
+    """Reload ``folder`` with plain transformers: same logits as ``model``; cached == uncached generation."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    reloaded = AutoModelForCausalLM.from_pretrained(folder, dtype=next(model.parameters()).dtype).eval()
+    vocab = reloaded.config.vocab_size
+    ids = torch.arange(3, 3 + 12).remainder(vocab).reshape(1, -1)
+    with torch.no_grad():
+        if not torch.allclose(reloaded(ids).logits.float(), model(ids).logits.float(), atol=1e-4, rtol=1e-4):
+            raise PrunescaleError(f"the saved folder {folder} does not reproduce the pruned model's logits")
+        kw = dict(max_new_tokens=6, do_sample=False, pad_token_id=reloaded.config.pad_token_id or 0)
+        cached = reloaded.generate(ids, use_cache=True, **kw)
+        uncached = reloaded.generate(ids, use_cache=False, **kw)
+    if not torch.equal(cached, uncached):
+        raise PrunescaleError("generation with the KV cache differs from generation without it after removal")
 
 
 def ppl(model: str, data: str | None = None, seqlen: int | None = None, limit: int = 64, seed: int = 0,

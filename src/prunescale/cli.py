@@ -49,6 +49,11 @@ def user_errors(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def given(**options: Any) -> dict[str, Any]:
+    """Only the options the user set, so each spec keeps its own defaults for the rest."""
+    return {k: v for k, v in options.items() if v is not None}
+
+
 def _version(value: bool) -> None:
     if value:
         out.print(f"prunescale {__version__}")
@@ -119,7 +124,13 @@ def demo(
 @user_errors
 def prune(
     model: Annotated[str, typer.Option("--model", "-m", help="Embedded name, HF folder, .gguf file or hub id.")],
-    method: Annotated[str, typer.Option(help="magnitude | wanda | sparsegpt")],
+    method: Annotated[
+        str,
+        typer.Option(
+            help="Unstructured: magnitude | wanda | sparsegpt. Layer removal: shortgpt | angular | "
+            "reverse | random | layers | laco."
+        ),
+    ],
     out_dir: Annotated[Path, typer.Option("--out", help="Output folder (a Hugging Face model folder).")],
     sparsity: Annotated[float | None, typer.Option(help="Target global sparsity S in [0, 1).")] = None,
     nm: Annotated[str | None, typer.Option("--nm", help="N:M pattern instead of --sparsity, e.g. 2:4.")] = None,
@@ -129,7 +140,9 @@ def prune(
         str | None,
         typer.Option(help="Calibration source: tiny, gsm8k, text:PATH, jsonl:PATH, prompts:tiny, traces:tiny."),
     ] = None,
-    nsamples: Annotated[int, typer.Option(help="Calibration sequences.")] = 128,
+    nsamples: Annotated[
+        int | None, typer.Option(help="Calibration sequences (default 128; 32 for layer scores).")
+    ] = None,
     seqlen: Annotated[
         int | None, typer.Option(help="Tokens per calibration sequence (default 128 tiny, else 512).")
     ] = None,
@@ -139,19 +152,65 @@ def prune(
     sequential: Annotated[bool, typer.Option(help="SparseGPT: prune q,k,v → o → gate,up → down in order.")] = True,
     overwrite: Annotated[bool, typer.Option(help="Replace a non-empty --out.")] = False,
     trust_remote_code: Annotated[bool, typer.Option(help="Allow model folders to run their own code.")] = False,
+    remove_layers: Annotated[int | None, typer.Option(help="Layer removal: number of blocks to remove.")] = None,
+    match_sparsity: Annotated[
+        float | None, typer.Option(help="Layer removal: remove the block count closest to this parameter fraction.")
+    ] = None,
+    layers: Annotated[str | None, typer.Option(help="Method 'layers': block indices, e.g. 3,7,12.")] = None,
+    keep_last: Annotated[bool, typer.Option(help="Method 'reverse': never remove the last block.")] = False,
+    laco_threshold: Annotated[float, typer.Option(help="LaCo: minimum cosine similarity to keep a merge.")] = 0.9,
+    laco_span: Annotated[int, typer.Option(help="LaCo: following blocks folded into a block per merge.")] = 1,
 ) -> None:
-    """One-shot unstructured pruning (Magnitude, Wanda, SparseGPT; any sparsity or N:M).
+    """Prune a model: one-shot unstructured (any sparsity or N:M) or remove whole decoder blocks.
 
-    Calibration runs block by block (one block on the device at a time); the realised sparsity is
-    checked against the request before anything is written.
+    Unstructured calibration runs block by block (one block on the device at a time) and the realised
+    sparsity is checked before anything is written. Layer removal updates the config and every layer
+    index, then reloads the saved folder and checks generation before reporting success.
 
-    Example: prunescale prune --model tiny-reasoner --method wanda --sparsity 0.5 --out runs/wanda50
+    Examples:
+      prunescale prune --model tiny-reasoner --method wanda --sparsity 0.5 --out runs/wanda50
+      prunescale prune --model tiny-reasoner --method shortgpt --remove-layers 1 --out runs/short1
     """
     from prunescale.api import prune as run_prune
-    from prunescale.config import PruneSpec, validated
+    from prunescale.api import prune_structured
+    from prunescale.config import STRUCTURED, PruneSpec, StructuredSpec, validated
+
+    if method in STRUCTURED:
+        try:
+            indices = [int(x) for x in layers.split(",")] if layers else None
+        except ValueError:
+            raise PrunescaleError(f"--layers must be comma-separated integers, got {layers!r}") from None
+        if sparsity is not None or nm is not None:
+            raise PrunescaleError(f"{method} removes whole blocks: use --remove-layers or --match-sparsity")
+        sspec = validated(
+            StructuredSpec,
+            **given(nsamples=nsamples),
+            model=model,
+            method=method,
+            remove_layers=remove_layers,
+            match_sparsity=match_sparsity,
+            layers=indices,
+            keep_last=keep_last,
+            laco_threshold=laco_threshold,
+            laco_span=laco_span,
+            calib=calib,
+            seqlen=seqlen,
+            seed=seed,
+            device=device,
+            dtype=dtype,
+            out=out_dir,
+            overwrite=overwrite,
+            trust_remote_code=trust_remote_code,
+        )
+        prune_structured(sspec, log=err.print)
+        out.print(f"pruned model: {out_dir}")
+        return
+    if remove_layers is not None or match_sparsity is not None or layers is not None:
+        raise PrunescaleError(f"{method} is unstructured: use --sparsity or --nm, not layer-removal options")
 
     spec = validated(
         PruneSpec,
+        **given(nsamples=nsamples),
         model=model,
         method=method,
         sparsity=sparsity,
@@ -159,7 +218,6 @@ def prune(
         allocation=allocation,
         group=group,
         calib=calib,
-        nsamples=nsamples,
         seqlen=seqlen,
         seed=seed,
         device=device,

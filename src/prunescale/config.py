@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, mo
 from prunescale.errors import PrunescaleError
 
 UNSTRUCTURED = ("magnitude", "wanda", "sparsegpt")
+STRUCTURED = ("shortgpt", "angular", "reverse", "random", "layers", "laco")
 ALLOCATIONS = ("uniform",)
 DTYPE_NAMES = ("auto", "fp32", "bf16", "fp16")
 
@@ -57,7 +58,7 @@ class PruneSpec(BaseModel):
     @classmethod
     def _method(cls, v: str) -> str:
         if v not in UNSTRUCTURED:
-            raise ValueError(f"unknown method {v!r}; choose one of {', '.join(UNSTRUCTURED)}")
+            raise ValueError(f"unknown method {v!r}; choose one of {', '.join(UNSTRUCTURED + STRUCTURED)}")
         return v
 
     @field_validator("sparsity")
@@ -129,6 +130,96 @@ class PruneSpec(BaseModel):
     @property
     def nm_tuple(self) -> tuple[int, int] | None:
         return parse_nm(self.nm) if self.nm else None
+
+
+class StructuredSpec(BaseModel):
+    """One layer-removal run: a rule and how many blocks (a count, a matched fraction, or indices)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str
+    method: str
+    remove_layers: int | None = None
+    match_sparsity: float | None = None
+    layers: list[int] | None = None
+    keep_last: bool = False
+    laco_threshold: float = 0.9
+    laco_span: int = 1
+    calib: str | None = None
+    nsamples: int = 32
+    seqlen: int | None = None
+    seed: int = 0
+    device: str = "cpu"
+    dtype: str = "auto"
+    trust_remote_code: bool = False
+    out: Path
+    overwrite: bool = False
+
+    @field_validator("method")
+    @classmethod
+    def _method(cls, v: str) -> str:
+        if v not in STRUCTURED:
+            raise ValueError(f"unknown method {v!r}; choose one of {', '.join(UNSTRUCTURED + STRUCTURED)}")
+        return v
+
+    @field_validator("remove_layers")
+    @classmethod
+    def _n(cls, v: int | None) -> int | None:
+        if v is not None and v < 1:
+            raise ValueError(f"the number of blocks to remove must be ≥ 1, got {v}")
+        return v
+
+    @field_validator("match_sparsity")
+    @classmethod
+    def _match(cls, v: float | None) -> float | None:
+        if v is not None and not 0 < v < 1:
+            raise ValueError(f"match-sparsity must be in (0, 1), got {v}")
+        return v
+
+    @field_validator("layers")
+    @classmethod
+    def _layers(cls, v: list[int] | None) -> list[int] | None:
+        if v is not None:
+            if not v:
+                raise ValueError("give at least one block index")
+            if min(v) < 0:
+                raise ValueError(f"block indices must be ≥ 0, got {min(v)}")
+            if len(set(v)) != len(v):
+                raise ValueError(f"block indices repeat: {v}")
+        return v
+
+    @field_validator("laco_threshold")
+    @classmethod
+    def _threshold(cls, v: float) -> float:
+        if not 0 < v <= 1:
+            raise ValueError(f"LaCo threshold must be in (0, 1], got {v}")
+        return v
+
+    @field_validator("laco_span", "nsamples")
+    @classmethod
+    def _positive(cls, v: int) -> int:
+        if v < 1:
+            raise ValueError(f"must be ≥ 1, got {v}")
+        return v
+
+    @field_validator("dtype")
+    @classmethod
+    def _dtype(cls, v: str) -> str:
+        if v not in DTYPE_NAMES:
+            raise ValueError(f"unknown dtype {v!r}; choose one of {', '.join(DTYPE_NAMES)}")
+        return v
+
+    @model_validator(mode="after")
+    def _cross(self) -> StructuredSpec:
+        given = sum(x is not None for x in (self.remove_layers, self.match_sparsity, self.layers))
+        if self.method == "layers":
+            if self.layers is None or given != 1:
+                raise ValueError("method 'layers' takes --layers (block indices) and nothing else")
+        elif self.layers is not None:
+            raise ValueError(f"--layers is for method 'layers', not {self.method!r}")
+        elif given != 1:
+            raise ValueError("give exactly one of --remove-layers N or --match-sparsity S")
+        return self
 
 
 def validated(cls: type[BaseModel], **fields: object) -> BaseModel:
