@@ -98,12 +98,11 @@ def demo_markdown(r: dict) -> str:
         f"| {pct(f['forced_end_rate'])} |",
         "",
         f"- Answer prior (always the most frequent answer per task): {pct(r['answer_prior'])} %.",
-        f"- One forced \"Wait\" after the natural end: {pct(w['accuracy'])} % "
+        f'- One forced "Wait" after the natural end: {pct(w["accuracy"])} % '
         f"({w['answers_changed']} answers changed, +{w['extra_tokens']} tokens on average).",
         f"- Hard split (k = {h['k_range'][0]}–{h['k_range'][1]} steps, beyond training): {pct(h['accuracy'])} % "
         f"on {h['items']} items.",
-        "- Full-thinking accuracy by steps k: "
-        + ", ".join(f"k={k}: {pct(v)}" for k, v in f["by_k"].items()),
+        "- Full-thinking accuracy by steps k: " + ", ".join(f"k={k}: {pct(v)}" for k, v in f["by_k"].items()),
         f"- Time: {r['seconds']['all']} s ({r['environment']['torch']} on {r['environment']['device']}).",
         "",
     ]
@@ -145,22 +144,50 @@ def prune(spec, log: Callable[[str], None] = print, progress: bool = True) -> Pa
     """
     import time
 
+    from prunescale.models.registry import cache_dir
     from prunescale.models.save import save_checkpoint
-    from prunescale.prune.unstructured import Pattern, prune_model, uniform
+    from prunescale.prune.allocation.registry import NEEDS_CALIBRATION as ALLOC_NEEDS_DATA
+    from prunescale.prune.allocation.registry import AllocationContext, allocate
+    from prunescale.prune.unstructured import Pattern, prune_model
 
     t0 = time.perf_counter()
     out = Path(spec.out)
     tmp = prepare_out(out, spec.overwrite)
     try:
-        lm, calib = _load_and_calibrate(spec, spec.method != "magnitude", log)
+        kind = spec.allocation.split(":", 1)[0]
+        lm, calib = _load_and_calibrate(spec, spec.method != "magnitude" or kind in ALLOC_NEEDS_DATA, log)
         model, tok = lm.model, lm.tokenizer
-        pattern = Pattern(sparsity={} if spec.nm else uniform(model, spec.sparsity), nm=spec.nm_tuple,
-                          group=spec.group)
-        log(f"pruning {spec.model} with {spec.method} "
-            + (f"{spec.nm}" if spec.nm else f"at {spec.sparsity:.0%} ({spec.allocation})"))
-        result = prune_model(model, spec.method, pattern, calib.samples if calib else (), device=spec.device,
-                             progress=progress, sequential=spec.sequential, blocksize=spec.blocksize,
-                             percdamp=spec.percdamp)
+        alloc = None
+        if not spec.nm:
+            ctx = AllocationContext(
+                model,
+                spec.sparsity,
+                calib.samples if calib else (),
+                spec.device,
+                spec.owl_m,
+                spec.owl_lambda,
+                spec.epsilon,
+                cache=cache_dir(),
+                progress=progress,
+            )
+            alloc = allocate(spec.allocation, ctx)
+        pattern = Pattern(sparsity=alloc.sparsity if alloc else {}, nm=spec.nm_tuple, group=spec.group)
+        log(
+            f"pruning {spec.model} with {spec.method} "
+            + (f"{spec.nm}" if spec.nm else f"at {spec.sparsity:.0%} ({spec.allocation})")
+        )
+        result = prune_model(
+            model,
+            spec.method,
+            pattern,
+            calib.samples if calib else (),
+            device=spec.device,
+            progress=progress,
+            sequential=spec.sequential,
+            blocksize=spec.blocksize,
+            percdamp=spec.percdamp,
+            input_norms=alloc.input_norms if alloc and spec.method == "wanda" else None,
+        )
         total = sum(p.numel() for p in model.parameters())
         block_params = sum(m["params"] for m in result["per_module"].values())
         zeros = sum(m["zeros"] for m in result["per_module"].values())
@@ -170,6 +197,9 @@ def prune(spec, log: Callable[[str], None] = print, progress: bool = True) -> Pa
             "kind": "unstructured",
             "method": spec.method,
             "allocation": "n:m" if spec.nm else spec.allocation,
+            "allocation_per_block": alloc.per_block if alloc else None,
+            "allocation_scores": alloc.scores if alloc else {},
+            "allocation_options": {"owl_m": spec.owl_m, "owl_lambda": spec.owl_lambda, "epsilon": spec.epsilon},
             "nm": spec.nm,
             "comparison_group": spec.group if spec.method == "magnitude" else "row",
             "target_sparsity": result["target_global"],
@@ -179,10 +209,15 @@ def prune(spec, log: Callable[[str], None] = print, progress: bool = True) -> Pa
             "removed_param_fraction": zeros / total,
             "removed_param_fraction_prunable": zeros / max(1, block_params),
             "calibration": calib.spec if calib else None,
-            "options": {"sequential": spec.sequential, "blocksize": spec.blocksize, "percdamp": spec.percdamp,
-                        "device": spec.device, "dtype": spec.dtype},
+            "options": {
+                "sequential": spec.sequential,
+                "blocksize": spec.blocksize,
+                "percdamp": spec.percdamp,
+                "device": spec.device,
+                "dtype": spec.dtype,
+            },
             "seed": spec.seed,
-            "block_forwards": result["run"].get("block_forwards", 0),
+            "block_forwards": result["run"].get("block_forwards", 0) + (alloc.block_forwards if alloc else 0),
             "elapsed_seconds": round(time.perf_counter() - t0, 2),
             "environment": environment(),
         }
@@ -221,8 +256,10 @@ def prune_structured(spec, log: Callable[[str], None] = print) -> Path:
         n = spec.remove_layers
         if spec.match_sparsity is not None:
             n = matched_block_count(sizes, spec.match_sparsity)
-            log(f"--match-sparsity {spec.match_sparsity}: removing {n} of {n_blocks} blocks = "
-                f"{sum(sorted(sizes)[:n]) / sum(sizes):.4f} of decoder-block parameters")
+            log(
+                f"--match-sparsity {spec.match_sparsity}: removing {n} of {n_blocks} blocks = "
+                f"{sum(sorted(sizes)[:n]) / sum(sizes):.4f} of decoder-block parameters"
+            )
         if spec.layers is not None:
             bad = [i for i in spec.layers if i >= n_blocks]
             if bad:
@@ -230,8 +267,19 @@ def prune_structured(spec, log: Callable[[str], None] = print) -> Path:
             n = len(spec.layers)
         if n is None or n >= n_blocks:
             raise PrunescaleError(f"cannot remove {n} blocks: the model has {n_blocks}; remove at most {n_blocks - 1}")
-        plan = RULES[spec.method](RuleInput(model, n, calib.samples if calib else (), spec.device, spec.seed,
-                                            spec.layers or (), spec.keep_last, spec.laco_threshold, spec.laco_span))
+        plan = RULES[spec.method](
+            RuleInput(
+                model,
+                n,
+                calib.samples if calib else (),
+                spec.device,
+                spec.seed,
+                spec.layers or (),
+                spec.keep_last,
+                spec.laco_threshold,
+                spec.laco_span,
+            )
+        )
         removed_params = sum(sizes[i] for i in plan.indices)
         remove_blocks(model, plan.indices)
         log(f"removed blocks {plan.indices} ({removed_params / sum(sizes):.4f} of block parameters)")
@@ -294,8 +342,16 @@ def smoke_check(model, folder: Path) -> None:
         raise PrunescaleError("generation with the KV cache differs from generation without it after removal")
 
 
-def ppl(model: str, data: str | None = None, seqlen: int | None = None, limit: int = 64, seed: int = 0,
-        split: str = "heldout", dtype: str = "auto", device: str = "cpu") -> dict:
+def ppl(
+    model: str,
+    data: str | None = None,
+    seqlen: int | None = None,
+    limit: int = 64,
+    seed: int = 0,
+    split: str = "heldout",
+    dtype: str = "auto",
+    device: str = "cpu",
+) -> dict:
     """Perplexity of a model on held-out windows of a text source (default: the model's embedded one)."""
     from prunescale.data.calibration import load_calibration
     from prunescale.eval.perplexity import perplexity
@@ -305,3 +361,67 @@ def ppl(model: str, data: str | None = None, seqlen: int | None = None, limit: i
     source, seqlen = _calibration_for(model, data, seqlen)
     calib = load_calibration(source, lm.tokenizer, limit, seqlen, seed, split, lm.model)
     return {"model": model, **perplexity(lm.model, calib.samples), "data": calib.spec}
+
+
+def allocation_table(
+    model: str,
+    allocation: str,
+    sparsity: float,
+    calib: str | None = None,
+    nsamples: int = 32,
+    seqlen: int | None = None,
+    seed: int = 0,
+    owl_m: float = 5.0,
+    owl_lambda: float = 0.08,
+    epsilon: float = 0.3,
+    device: str = "cpu",
+    progress: bool = False,
+) -> dict:
+    """The per-block sparsities an allocation would give, without pruning anything."""
+    from prunescale.config import PruneSpec, validated
+    from prunescale.models.registry import cache_dir
+    from prunescale.prune.allocation.registry import NEEDS_CALIBRATION, AllocationContext, allocate, block_weights
+
+    spec = validated(
+        PruneSpec,
+        model=model,
+        method="magnitude",
+        sparsity=sparsity,
+        allocation=allocation,
+        owl_m=owl_m,
+        owl_lambda=owl_lambda,
+        epsilon=epsilon,
+        calib=calib,
+        nsamples=nsamples,
+        seqlen=seqlen,
+        seed=seed,
+        device=device,
+        out=Path("unused"),
+    )
+    lm, cal = _load_and_calibrate(spec, allocation.split(":", 1)[0] in NEEDS_CALIBRATION, lambda _m: None)
+    ctx = AllocationContext(
+        lm.model,
+        sparsity,
+        cal.samples if cal else (),
+        device,
+        owl_m,
+        owl_lambda,
+        epsilon,
+        cache=cache_dir(),
+        progress=progress,
+    )
+    alloc = allocate(allocation, ctx)
+    weights = block_weights(lm.model)
+    rows = [
+        {"block": i, "sparsity": s, "params": w, **{k: v[i] for k, v in alloc.scores.items()}}
+        for i, (s, w) in enumerate(zip(alloc.per_block, weights))
+    ]
+    mean = sum(r["sparsity"] * r["params"] for r in rows) / sum(weights)
+    return {
+        "model": model,
+        "allocation": allocation,
+        "target": sparsity,
+        "mean": mean,
+        "blocks": rows,
+        "modules": alloc.sparsity,
+    }

@@ -134,7 +134,12 @@ def prune(
     out_dir: Annotated[Path, typer.Option("--out", help="Output folder (a Hugging Face model folder).")],
     sparsity: Annotated[float | None, typer.Option(help="Target global sparsity S in [0, 1).")] = None,
     nm: Annotated[str | None, typer.Option("--nm", help="N:M pattern instead of --sparsity, e.g. 2:4.")] = None,
-    allocation: Annotated[str, typer.Option(help="Layer-wise allocation of S: uniform.")] = "uniform",
+    allocation: Annotated[
+        str, typer.Option(help="Layer-wise allocation of S: uniform | owl | alpha | file:PATH.")
+    ] = "uniform",
+    owl_m: Annotated[float, typer.Option(help="OWL: outlier threshold M (scores > M × mean).")] = 5.0,
+    owl_lambda: Annotated[float, typer.Option(help="OWL: sparsity range λ around S.")] = 0.08,
+    epsilon: Annotated[float, typer.Option(help="AlphaPruning: ratio range 1 ± ε.")] = 0.3,
     group: Annotated[str, typer.Option(help="Magnitude comparison group: row | matrix.")] = "row",
     calib: Annotated[
         str | None,
@@ -216,6 +221,9 @@ def prune(
         sparsity=sparsity,
         nm=nm,
         allocation=allocation,
+        owl_m=owl_m,
+        owl_lambda=owl_lambda,
+        epsilon=epsilon,
         group=group,
         calib=calib,
         seqlen=seqlen,
@@ -256,6 +264,40 @@ def ppl(
         sys.stdout.write(json.dumps(result) + "\n")
     else:
         out.print(f"perplexity {result['perplexity']:.4f} on {result['tokens']} tokens of {result['data']['source']}")
+
+
+@app.command()
+@user_errors
+def allocation(
+    model: Annotated[str, typer.Option("--model", "-m", help="Embedded name, HF folder, .gguf file or hub id.")],
+    allocation: Annotated[str, typer.Option(help="uniform | owl | alpha | file:PATH")],
+    sparsity: Annotated[float, typer.Option(help="Target global sparsity S in [0, 1).")],
+    calib: Annotated[str | None, typer.Option(help="Calibration source (OWL).")] = None,
+    nsamples: Annotated[int, typer.Option(help="Calibration sequences (OWL).")] = 32,
+    seqlen: Annotated[int | None, typer.Option(help="Tokens per calibration sequence.")] = None,
+    owl_m: Annotated[float, typer.Option(help="OWL: outlier threshold M.")] = 5.0,
+    owl_lambda: Annotated[float, typer.Option(help="OWL: sparsity range λ.")] = 0.08,
+    epsilon: Annotated[float, typer.Option(help="AlphaPruning: ratio range 1 ± ε.")] = 0.3,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON (with the per-module mapping).")] = False,
+) -> None:
+    """Show the per-block sparsity an allocation gives, without pruning.
+
+    Example: prunescale allocation --model tiny-reasoner --allocation alpha --sparsity 0.5
+    """
+    from prunescale.api import allocation_table
+
+    result = allocation_table(
+        model, allocation, sparsity, calib, nsamples, seqlen, owl_m=owl_m, owl_lambda=owl_lambda, epsilon=epsilon
+    )
+    if as_json:
+        sys.stdout.write(json.dumps(result, indent=1) + "\n")
+        return
+    extra = [k for k in result["blocks"][0] if k not in ("block", "sparsity", "params")]
+    table = Table("block", "sparsity", "params", *extra, title=f"{allocation} at S={sparsity}")
+    for r in result["blocks"]:
+        table.add_row(str(r["block"]), f"{r['sparsity']:.4f}", str(r["params"]), *(f"{r[k]:.4g}" for k in extra))
+    out.print(table)
+    out.print(f"parameter-weighted mean: {result['mean']:.4f}")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -14,7 +14,7 @@ from prunescale.errors import PrunescaleError
 
 UNSTRUCTURED = ("magnitude", "wanda", "sparsegpt")
 STRUCTURED = ("shortgpt", "angular", "reverse", "random", "layers", "laco")
-ALLOCATIONS = ("uniform",)
+ALLOCATIONS = ("uniform", "owl", "alpha", "file")
 DTYPE_NAMES = ("auto", "fp32", "bf16", "fp16")
 
 
@@ -40,6 +40,9 @@ class PruneSpec(BaseModel):
     sparsity: float | None = None
     nm: str | None = None
     allocation: str = "uniform"
+    owl_m: float = 5.0
+    owl_lambda: float = 0.08
+    epsilon: float = 0.3
     group: str = "row"
     calib: str | None = None  # default: the model's embedded default source
     nsamples: int = 128
@@ -78,8 +81,9 @@ class PruneSpec(BaseModel):
     @field_validator("allocation")
     @classmethod
     def _allocation(cls, v: str) -> str:
-        if v not in ALLOCATIONS:
-            raise ValueError(f"unknown allocation {v!r}; choose one of {', '.join(ALLOCATIONS)}")
+        kind, _, path = v.partition(":")
+        if kind not in ALLOCATIONS or (kind == "file") != bool(path):
+            raise ValueError(f"unknown allocation {v!r}; choose one of uniform, owl, alpha, file:PATH")
         return v
 
     @field_validator("group")
@@ -123,6 +127,13 @@ class PruneSpec(BaseModel):
             raise ValueError("give exactly one of sparsity (--sparsity) or an N:M pattern (--nm)")
         if self.nm is not None and self.allocation != "uniform":
             raise ValueError("an N:M pattern fixes the sparsity of every layer; it cannot take an allocation")
+        if self.allocation == "owl" and self.sparsity is not None:
+            if not 0 < self.owl_lambda < self.sparsity or self.sparsity + self.owl_lambda >= 1:
+                raise ValueError(f"OWL needs 0 < λ < S and S + λ < 1 (S={self.sparsity}, λ={self.owl_lambda})")
+            if self.owl_m <= 0:
+                raise ValueError(f"OWL's outlier threshold M must be > 0, got {self.owl_m}")
+        if not 0 < self.epsilon < 1:
+            raise ValueError(f"ε must be in (0, 1), got {self.epsilon}")
         if self.group == "matrix" and self.method != "magnitude":
             raise ValueError(f"the per-matrix comparison group is for magnitude only; {self.method} prunes per row")
         return self

@@ -87,10 +87,19 @@ def prune_wanda(
     samples: Sequence[torch.Tensor],
     device: str = "cpu",
     progress: bool = True,
+    input_norms: Mapping[str, torch.Tensor] | None = None,
     **_: object,
 ) -> dict:
-    """|W|·‖X_j‖ per output row; one statistics pass per block, no weight update."""
+    """|W|·‖X_j‖ per output row; one statistics pass per block, no weight update.
+
+    With ``input_norms`` (full Linear name → ‖X_j‖, e.g. measured by OWL's pass) no calibration pass runs.
+    """
     blocks = decoder_blocks(model)
+    if input_norms is not None:
+        for name, lin in prunable_linears(model).items():
+            target = None if pattern.nm else pattern.sparsity[name]
+            _apply(lin, select(wanda_scores(lin.weight, input_norms[name]), target, pattern.nm, "row"))
+        return {"block_forwards": 0, "reused_input_norms": True}
 
     def visit(i: int, block: nn.Module, forward: Callable[[], None]) -> None:
         linears = {n: m for n, m in block.named_modules() if isinstance(m, nn.Linear)}
@@ -190,7 +199,7 @@ def prune_model(
     missing = [n for n in prunable_linears(model) if not pattern.nm and n not in pattern.sparsity]
     if missing:
         raise PrunescaleError(f"no sparsity given for {len(missing)} module(s), e.g. {missing[0]}")
-    if method_name != "magnitude" and not samples:
+    if method_name != "magnitude" and not samples and options.get("input_norms") is None:
         raise PrunescaleError(f"{method_name} needs calibration samples")
     stats = METHODS[method_name](model, pattern, samples, **options)
     return {**check_realised(model, pattern), "run": stats}

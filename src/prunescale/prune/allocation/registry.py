@@ -1,0 +1,207 @@
+"""Allocators registered by name: (model, target S, data) → sparsity per module name.
+
+Each allocator returns an :class:`Allocation`: the per-module mapping the pruning engine consumes, the
+per-block values and scores for the manifest and the ``allocation`` command, and — for OWL — the Wanda
+input norms it already measured, so Wanda pruning needs no second calibration pass.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from prunescale.errors import PrunescaleError
+from prunescale.models.anatomy import decoder_blocks, prunable_linears
+from prunescale.prune.allocation.allocate import (
+    MAX_SPARSITY,
+    blocks_to_modules,
+    check_allocation,
+    linear_ratios,
+    rescale_to_mean,
+)
+from prunescale.prune.allocation.alpha import eigenvalues, hill_alpha
+from prunescale.prune.allocation.owl import outlier_ratio, owl_sparsities
+
+
+@dataclass
+class AllocationContext:
+    model: nn.Module
+    target: float
+    samples: Sequence[torch.Tensor] = ()
+    device: str = "cpu"
+    owl_m: float = 5.0
+    owl_lambda: float = 0.08
+    epsilon: float = 0.3
+    file: str | None = None
+    cache: Path | None = None
+    progress: bool = False
+
+
+@dataclass
+class Allocation:
+    sparsity: dict[str, float]
+    per_block: list[float]
+    scores: dict[str, list[float]] = field(default_factory=dict)
+    input_norms: dict[str, torch.Tensor] | None = None  # full Linear name → ‖X_j‖ (OWL's pass)
+    block_forwards: int = 0
+
+
+Allocator = Callable[[AllocationContext], Allocation]
+ALLOCATORS: dict[str, Allocator] = {}
+NEEDS_CALIBRATION: set[str] = set()
+
+
+def allocator(name: str, calibrated: bool = False) -> Callable[[Allocator], Allocator]:
+    def deco(fn: Allocator) -> Allocator:
+        ALLOCATORS[name] = fn
+        if calibrated:
+            NEEDS_CALIBRATION.add(name)
+        return fn
+
+    return deco
+
+
+def module_blocks(model: nn.Module) -> dict[str, int]:
+    """Prunable module name → index of its block."""
+    blocks = decoder_blocks(model)
+    prefix = blocks.path + "."
+    return {name: int(name[len(prefix) :].split(".", 1)[0]) for name in prunable_linears(model)}
+
+
+def block_weights(model: nn.Module) -> list[int]:
+    """Prunable parameters per block (the weights of every parameter-weighted mean)."""
+    sizes = [0] * len(decoder_blocks(model).layers)
+    lin = prunable_linears(model)
+    for name, block in module_blocks(model).items():
+        sizes[block] += lin[name].weight.numel()
+    return sizes
+
+
+def _finish(ctx: AllocationContext, per_block: list[float], **extra) -> Allocation:
+    sparsity = blocks_to_modules(per_block, module_blocks(ctx.model))
+    params = {n: m.weight.numel() for n, m in prunable_linears(ctx.model).items()}
+    check_allocation(sparsity, params, ctx.target)
+    return Allocation(sparsity, per_block, **extra)
+
+
+@allocator("uniform")
+def uniform(ctx: AllocationContext) -> Allocation:
+    """Every Linear gets S."""
+    return _finish(ctx, [ctx.target] * len(decoder_blocks(ctx.model).layers))
+
+
+def _weights_hash(model: nn.Module) -> str:
+    h = hashlib.sha256()
+    for name, lin in sorted(prunable_linears(model).items()):
+        h.update(name.encode())
+        h.update(lin.weight.detach().float().cpu().numpy().tobytes())
+    return h.hexdigest()[:24]
+
+
+def block_alphas(model: nn.Module, cache: Path | None = None) -> list[float]:
+    """Mean Hill α per block, cached by a hash of the weights (not a folder name) and the estimator."""
+    key = f"{_weights_hash(model)}-hill-ks-v1"
+    path = (cache / "alpha" / f"{key}.json") if cache else None
+    if path is not None and path.exists():
+        return json.loads(path.read_text())["block_alpha"]
+    per_block: dict[int, list[float]] = {}
+    lin = prunable_linears(model)
+    for name, block in module_blocks(model).items():
+        per_block.setdefault(block, []).append(hill_alpha(eigenvalues(lin[name].weight))[0])
+    alphas = [sum(v) / len(v) for _, v in sorted(per_block.items())]
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"block_alpha": alphas}))
+    return alphas
+
+
+@allocator("alpha")
+def alpha(ctx: AllocationContext) -> Allocation:
+    """AlphaPruning: higher α (lighter spectral tail, less trained) → more pruning; data-free."""
+    if not 0 < ctx.epsilon < 1:
+        raise PrunescaleError(f"ε must be in (0, 1), got {ctx.epsilon}")
+    alphas = block_alphas(ctx.model, ctx.cache)
+    ratios = linear_ratios(alphas, ctx.epsilon, higher_prunes_more=True)
+    per_block = rescale_to_mean(ratios, block_weights(ctx.model), ctx.target)
+    return _finish(ctx, per_block, scores={"alpha": alphas})
+
+
+@allocator("owl", calibrated=True)
+def owl(ctx: AllocationContext) -> Allocation:
+    """OWL from one block-by-block pass of the dense model; keeps the Wanda norms it measured."""
+    from prunescale.prune.sequential import for_each_block, hooked
+    from prunescale.prune.unstructured import _stat_hooks
+    from prunescale.prune.wanda import InputNorms, wanda_scores
+
+    blocks = decoder_blocks(ctx.model)
+    ratios: list[float] = []
+    norms: dict[str, torch.Tensor] = {}
+
+    def visit(i: int, block: nn.Module, forward: Callable[[], None]) -> None:
+        linears = {n: m for n, m in block.named_modules() if isinstance(m, nn.Linear)}
+        stats = {n: InputNorms(m.in_features, ctx.device) for n, m in linears.items()}
+        with hooked(_stat_hooks(linears, stats)):
+            forward()
+        ratios.append(outlier_ratio([wanda_scores(m.weight, stats[n].norms()) for n, m in linears.items()],
+                                    ctx.owl_m))
+        for n in linears:
+            norms[blocks.name(i, n)] = stats[n].norms().cpu()
+
+    run = for_each_block(ctx.model, ctx.samples, visit, ctx.device, ctx.progress, "owl")
+    per_block = owl_sparsities(ratios, ctx.target, ctx.owl_lambda, block_weights(ctx.model))
+    if min(per_block) < 0 or max(per_block) > MAX_SPARSITY:
+        raise PrunescaleError(f"OWL sparsities leave [0, {MAX_SPARSITY}]: lower λ")
+    return _finish(ctx, per_block, scores={"outlier_ratio": ratios}, input_norms=norms,
+                   block_forwards=run["block_forwards"])
+
+
+@allocator("file")
+def from_file(ctx: AllocationContext) -> Allocation:
+    """A JSON object {module name or block index: sparsity}, checked for coverage, range and mean."""
+    if not ctx.file:
+        raise PrunescaleError("allocation file: give it as --allocation file:PATH")
+    path = Path(ctx.file).expanduser()
+    try:
+        raw = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise PrunescaleError(f"allocation file not found: {ctx.file}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise PrunescaleError(f"allocation file {ctx.file} is not valid JSON") from exc
+    if not isinstance(raw, dict) or not raw:
+        raise PrunescaleError(f"allocation file {ctx.file} must be a non-empty JSON object")
+    modules = module_blocks(ctx.model)
+    n_blocks = len(decoder_blocks(ctx.model).layers)
+    sparsity: dict[str, float] = {}
+    for key, value in raw.items():
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value < 1:
+            raise PrunescaleError(f"allocation file: {key!r} has sparsity {value!r}, outside [0, 1)")
+        if key.isdigit():
+            if int(key) >= n_blocks:
+                raise PrunescaleError(f"allocation file: block {key} does not exist (0..{n_blocks - 1})")
+            sparsity.update({n: float(value) for n, b in modules.items() if b == int(key)})
+        elif key in modules:
+            sparsity[key] = float(value)
+        else:
+            raise PrunescaleError(f"allocation file: unknown module {key!r}")
+    params = {n: m.weight.numel() for n, m in prunable_linears(ctx.model).items()}
+    check_allocation(sparsity, params, ctx.target)
+    per_block = [0.0] * n_blocks
+    weights = block_weights(ctx.model)
+    for n, s in sparsity.items():
+        per_block[modules[n]] += s * params[n] / weights[modules[n]]
+    return Allocation(sparsity, per_block)
+
+
+def allocate(name: str, ctx: AllocationContext) -> Allocation:
+    kind = name.split(":", 1)[0]
+    if kind not in ALLOCATORS:
+        raise PrunescaleError(f"unknown allocation {name!r}; choose one of {', '.join(ALLOCATORS)} (file:PATH)")
+    if kind == "file":
+        ctx.file = name.split(":", 1)[1] if ":" in name else None
+    return ALLOCATORS[kind](ctx)

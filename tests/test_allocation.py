@@ -1,0 +1,157 @@
+"""Layer-wise sparsity allocation: analytic properties of every map, the allocators and their errors."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from conftest import tiny_model
+from prunescale.api import prune
+from prunescale.cli import app
+from prunescale.config import PruneSpec
+from prunescale.errors import PrunescaleError
+from prunescale.models.anatomy import decoder_blocks
+from prunescale.prune.allocation.allocate import linear_ratios, rescale_to_mean, weighted_mean
+from prunescale.prune.allocation.alpha import hill_alpha
+from prunescale.prune.allocation.owl import outlier_ratio, owl_sparsities
+from prunescale.prune.allocation.registry import AllocationContext, allocate, block_weights
+
+
+def test_equal_scores_give_uniform():
+    assert linear_ratios([2.0, 2.0, 2.0], 0.3) == [1.0, 1.0, 1.0]
+    assert rescale_to_mean([1.0] * 4, [1] * 4, 0.5) == pytest.approx([0.5] * 4)
+    assert owl_sparsities([0.1, 0.1], 0.5, 0.08, [1, 1]) == [0.5, 0.5]
+
+
+@pytest.mark.parametrize("target", [0.1, 0.5, 0.7, 0.9])
+def test_rescale_keeps_the_weighted_mean_even_when_clipping(target):
+    ratios = linear_ratios([1.0, 5.0, 2.0, 9.0], 0.9)
+    weights = [10, 30, 20, 40]
+    values = rescale_to_mean(ratios, weights, target)
+    assert weighted_mean(values, weights) == pytest.approx(target, abs=1e-6)
+    assert all(0 <= v <= 0.99 for v in values)
+
+
+def test_linear_map_range_and_direction():
+    r = linear_ratios([3.0, 1.0, 2.0], 0.3)
+    assert r == pytest.approx([1.3, 0.7, 1.0])
+    assert linear_ratios([3.0, 1.0, 2.0], 0.3, higher_prunes_more=False) == pytest.approx([0.7, 1.3, 1.0])
+
+
+def test_owl_range_centre_and_direction():
+    ratios = [0.01, 0.05, 0.03, 0.02]
+    s = owl_sparsities(ratios, 0.5, 0.08, [1, 1, 1, 1])
+    assert max(s) - min(s) == pytest.approx(0.16)
+    assert sum(s) / 4 == pytest.approx(0.5)
+    order = sorted(range(4), key=lambda i: ratios[i])
+    assert [s[i] for i in order] == sorted(s, reverse=True)  # more outliers → less pruning
+    with pytest.raises(PrunescaleError):
+        owl_sparsities(ratios, 0.05, 0.08, [1] * 4)
+
+
+def test_outlier_ratio():
+    import torch
+
+    scores = [torch.ones(10, 10), torch.tensor([[100.0]])]
+    assert outlier_ratio(scores, 5.0) == pytest.approx(1 / 101)
+
+
+@pytest.mark.parametrize("alpha", [2.0, 3.0, 4.5, 6.0])
+def test_hill_recovers_power_law_alpha(alpha):
+    rng = np.random.default_rng(int(alpha * 10))
+    tail = (1 - rng.random(3000)) ** (-1 / (alpha - 1))
+    bulk = rng.random(800) * 0.9
+    est, x_min = hill_alpha(np.concatenate([tail, bulk]))
+    assert abs(est - alpha) / alpha < 0.10
+    assert 0.9 <= x_min <= 1.5
+
+
+def _ctx(model, target=0.5, **kw):
+    return AllocationContext(model, target, **kw)
+
+
+def test_alpha_allocator_prunes_heavy_alpha_blocks_more(tmp_path: Path):
+    model = tiny_model("llama", layers=3, vocab=60)
+    alloc = allocate("alpha", _ctx(model, cache=tmp_path))
+    alphas = alloc.scores["alpha"]
+    assert weighted_mean(alloc.per_block, block_weights(model)) == pytest.approx(0.5, abs=1e-4)
+    order = sorted(range(3), key=lambda i: alphas[i])
+    assert [alloc.per_block[i] for i in order] == sorted(alloc.per_block)
+    assert list((tmp_path / "alpha").iterdir())  # cached by weight hash
+    assert allocate("alpha", _ctx(model, cache=tmp_path)).per_block == alloc.per_block
+
+
+def test_owl_makes_exactly_one_calibration_pass(tmp_path: Path, saved_tiny: Path):
+    """Wanda + OWL costs the same block forwards as Wanda + uniform: OWL's pass is Wanda's pass."""
+    forwards = {}
+    for allocation in ("uniform", "owl"):
+        out = tmp_path / allocation
+        prune(PruneSpec(model=str(saved_tiny), method="wanda", sparsity=0.5, allocation=allocation, calib="tiny",
+                        nsamples=4, seqlen=32, out=out), log=lambda _m: None, progress=False)
+        forwards[allocation] = json.loads((out / "pruning_manifest.json").read_text())["block_forwards"]
+    n_blocks = 2
+    assert forwards == {"uniform": 2 * n_blocks, "owl": 2 * n_blocks}
+
+
+def test_from_file(tmp_path: Path):
+    model = tiny_model("qwen3", layers=2, vocab=60)
+    names = [f"model.layers.0.{n}" for n in ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj",
+                                             "self_attn.o_proj", "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj")]
+    good = tmp_path / "a.json"
+    good.write_text(json.dumps({"1": 0.6, **{n: 0.4 for n in names}}))
+    alloc = allocate(f"file:{good}", _ctx(model))
+    assert alloc.per_block == pytest.approx([0.4, 0.6])
+    assert alloc.sparsity["model.layers.1.mlp.up_proj"] == 0.6
+    cases = {
+        '{"0": 0.5}': "no sparsity for",
+        '{"0": 0.5, "1": 1.2}': "outside [0, 1)",
+        '{"0": 0.5, "7": 0.5}': "does not exist",
+        '{"0": 0.5, "model.layers.9.x": 0.5}': "unknown module",
+        '{"0": 0.3, "1": 0.3}': "differs from the target",
+        "[0.5]": "non-empty JSON object",
+        "nonsense": "not valid JSON",
+    }
+    for text, message in cases.items():
+        bad = tmp_path / "bad.json"
+        bad.write_text(text)
+        with pytest.raises(PrunescaleError, match=re.escape(message)):
+            allocate(f"file:{bad}", _ctx(model))
+
+
+runner = CliRunner()
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--allocation", "owlish", "--sparsity", "0.5"], "unknown allocation"),
+        (["--allocation", "owl", "--nm", "2:4"], "cannot take an allocation"),
+        (["--allocation", "owl", "--sparsity", "0.05"], "λ < S"),
+        (["--allocation", "owl", "--sparsity", "0.95"], "S + λ < 1"),
+        (["--allocation", "alpha", "--sparsity", "0.5", "--epsilon", "1.5"], "ε must be in (0, 1)"),
+        (["--allocation", "file:/no/such.json", "--sparsity", "0.5"], "not found"),
+        (["--allocation", "file:", "--sparsity", "0.5"], "unknown allocation"),
+    ],
+)
+def test_bad_allocation_input(saved_tiny: Path, tmp_path: Path, args, message):
+    out = tmp_path / "o"
+    result = runner.invoke(app, ["prune", "--model", str(saved_tiny), "--method", "wanda", "--calib", "tiny",
+                                 "--nsamples", "2", "--seqlen", "16", "--out", str(out), *args])
+    assert result.exit_code == 2, result.output
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and message in errors[0], result.stderr
+    assert not out.exists()
+
+
+def test_allocation_command_prints_blocks(saved_tiny: Path):
+    result = runner.invoke(app, ["allocation", "--model", str(saved_tiny), "--allocation", "owl", "--sparsity", "0.5",
+                                 "--calib", "tiny", "--nsamples", "2", "--seqlen", "16", "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert len(data["blocks"]) == len(decoder_blocks(tiny_model("qwen3")).layers)
+    assert data["mean"] == pytest.approx(0.5, abs=1e-6)
