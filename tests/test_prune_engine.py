@@ -37,8 +37,8 @@ def test_captured_block_calls_replay_the_real_forward(arch):
             model(input_ids=s[None], use_cache=False)
     handle.remove()
     calls = capture_inputs(model, ids, "cpu")
-    for block in decoder_blocks(model).layers:
-        for c, h in zip(calls, run_block(block, calls, "cpu")):
+    for i, block in enumerate(decoder_blocks(model).layers):
+        for c, h in zip(calls, run_block(block, calls, "cpu", i)):
             c.hidden = h
     for c, ref in zip(calls, seen):
         torch.testing.assert_close(c.hidden, ref)
@@ -184,3 +184,30 @@ def test_non_empty_out_is_untouched_without_overwrite(saved_tiny: Path, tmp_path
     assert [p.name for p in out.iterdir()] == ["keep.txt"]
     assert runner.invoke(app, [*args, "--overwrite"]).exit_code == 0
     assert (out / "pruning_manifest.json").exists() and not (out / "keep.txt").exists()
+
+
+def test_per_layer_masks_are_replayed_for_sliding_window_layers():
+    """Layers of different attention types get their own mask: block-by-block replay must match."""
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    torch.manual_seed(0)
+    cfg = Qwen2Config(vocab_size=60, hidden_size=64, intermediate_size=128, num_hidden_layers=3,
+                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,
+                      use_sliding_window=True, sliding_window=4, max_window_layers=1,
+                      layer_types=["full_attention", "sliding_attention", "sliding_attention"])
+    model = Qwen2ForCausalLM(cfg).eval()
+    ids = _samples(2, length=16)
+    seen = []
+    last = decoder_blocks(model).layers[-1]
+    handle = last.register_forward_hook(lambda m, a, out: seen.append(out[0] if isinstance(out, tuple) else out))
+    with torch.no_grad():
+        for s in ids:
+            model(input_ids=s[None], use_cache=False)
+    handle.remove()
+    calls = capture_inputs(model, ids, "cpu")
+    assert all(len(c.variants) == 2 for c in calls)  # one argument set per attention type
+    for i, block in enumerate(decoder_blocks(model).layers):
+        for c, h in zip(calls, run_block(block, calls, "cpu", i)):
+            c.hidden = h
+    for c, ref in zip(calls, seen):
+        torch.testing.assert_close(c.hidden, ref)

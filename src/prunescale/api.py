@@ -26,6 +26,10 @@ def prepare_out(out: Path, overwrite: bool) -> Path:
     half-way never leaves a half-written ``out`` (and never touches an existing one).
     """
     out = Path(out)
+    if out.is_symlink():
+        raise PrunescaleError(f"--out {out} is a symbolic link; give a real folder")
+    if out.resolve() == Path.cwd().resolve() or out.name in ("", ".", ".."):
+        raise PrunescaleError(f"--out {out} must name a folder, not the current or parent directory")
     if out.exists() and not out.is_dir():
         raise PrunescaleError(f"--out {out} exists and is not a folder")
     if out.is_dir() and any(out.iterdir()) and not overwrite:
@@ -201,7 +205,7 @@ def prune(spec, log: Callable[[str], None] = print, progress: bool = True) -> Pa
             "allocation_scores": alloc.scores if alloc else {},
             "allocation_options": {"owl_m": spec.owl_m, "owl_lambda": spec.owl_lambda, "epsilon": spec.epsilon},
             "nm": spec.nm,
-            "comparison_group": spec.group if spec.method == "magnitude" else "row",
+            "comparison_group": None if spec.nm else (spec.group if spec.method == "magnitude" else "row"),
             "target_sparsity": result["target_global"],
             "realised_sparsity": result["realised_global"],
             "realised_per_module": {n: round(m["sparsity"], 6) for n, m in result["per_module"].items()},
@@ -280,6 +284,8 @@ def prune_structured(spec, log: Callable[[str], None] = print) -> Path:
                 spec.laco_span,
             )
         )
+        if not plan.indices:
+            raise PrunescaleError(f"{spec.method} removed no block ({plan.note}); lower the threshold")
         removed_params = sum(sizes[i] for i in plan.indices)
         remove_blocks(model, plan.indices)
         log(f"removed blocks {plan.indices} ({removed_params / sum(sizes):.4f} of block parameters)")

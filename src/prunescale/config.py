@@ -14,7 +14,7 @@ from prunescale.errors import PrunescaleError
 
 UNSTRUCTURED = ("magnitude", "wanda", "sparsegpt")
 STRUCTURED = ("shortgpt", "angular", "reverse", "random", "layers", "laco")
-ALLOCATIONS = ("uniform", "owl", "alpha", "file")
+ALLOCATIONS = ("uniform", "owl", "alpha", "layerif", "file")
 DTYPE_NAMES = ("auto", "fp32", "bf16", "fp16")
 
 
@@ -43,6 +43,8 @@ class PruneSpec(BaseModel):
     owl_m: float = 5.0
     owl_lambda: float = 0.08
     epsilon: float = 0.3
+    layerif_data: str | None = None  # default: the model's embedded source (train vs held-out split)
+    layerif_examples: int = 32
     group: str = "row"
     calib: str | None = None  # default: the model's embedded default source
     nsamples: int = 128
@@ -83,7 +85,7 @@ class PruneSpec(BaseModel):
     def _allocation(cls, v: str) -> str:
         kind, _, path = v.partition(":")
         if kind not in ALLOCATIONS or (kind == "file") != bool(path):
-            raise ValueError(f"unknown allocation {v!r}; choose one of uniform, owl, alpha, file:PATH")
+            raise ValueError(f"unknown allocation {v!r}; choose one of uniform, owl, alpha, layerif, file:PATH")
         return v
 
     @field_validator("group")

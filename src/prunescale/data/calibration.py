@@ -183,7 +183,11 @@ def load_calibration(
     if kind in ("prompts", "traces"):
         if arg not in PROMPTS:
             raise PrunescaleError(f"no prompts for {arg!r}; known: {', '.join(PROMPTS)}")
-        prompts = chat_prompts(tok, PROMPTS[arg]({"train": "validation"}.get(split, split), nsamples, seed))
+        # prompts come from held-out items (never the test items reported): train → validation,
+        # and held-out evaluation of a prompt source uses the test split so it never meets calibration
+        split = {"train": "validation", "heldout": "test"}.get(split, split)
+        spec["split"] = split
+        prompts = chat_prompts(tok, PROMPTS[arg](split, nsamples, seed))
         if kind == "prompts":
             samples = [torch.tensor(p[:seqlen], dtype=torch.long) for p in prompts]
         else:

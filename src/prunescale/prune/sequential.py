@@ -2,9 +2,11 @@
 
 How it works, for any decoder in transformers 5.x without per-family code:
 
-1. A pre-forward hook on block 0 captures the *exact* call arguments the model passes to its blocks
-   (hidden states, attention mask, rotary ``position_embeddings``, position ids, cache position …) and
-   aborts the forward. We never rebuild a layer's signature by hand.
+1. Every block is temporarily replaced by a pass-through that records the *exact* call arguments the
+   model passes to it (hidden states, attention mask, rotary ``position_embeddings``, position ids,
+   cache position …). Arguments can differ per block (sliding-window vs full-attention layers get
+   different masks, Gemma3 different rotary tables); identical ones are stored once. We never rebuild a
+   layer's signature by hand.
 2. Each block in turn is moved to the compute device, handed to a visitor (which registers its own
    statistics hooks through :func:`hooked` and runs the block as often as it needs), then run once more
    so that the next block sees the outputs of this *already pruned* block.
@@ -27,14 +29,6 @@ from torch import nn
 from torch.utils.hooks import RemovableHandle
 
 from prunescale.models.anatomy import Blocks, decoder_blocks
-
-
-class _Captured(Exception):
-    """Raised by the capture hook to stop the forward pass once block 0's inputs are known."""
-
-    def __init__(self, args: tuple, kwargs: dict) -> None:
-        super().__init__("captured")
-        self.args, self.kwargs = args, kwargs
 
 
 def tree_to(obj: Any, device: torch.device | str) -> Any:
@@ -77,47 +71,104 @@ def _move_non_block_parts(model: nn.Module, blocks: Blocks, device: torch.device
 
 @dataclass
 class BlockCall:
-    """One calibration sample's arguments to a block; ``hidden`` is replaced block after block."""
+    """One calibration sample: its hidden state (replaced block after block) and, per block, the call
+    arguments the model itself passes (attention masks and rotary embeddings can differ per layer type,
+    e.g. sliding-window vs full-attention layers; identical ones are stored once)."""
 
     hidden: torch.Tensor
-    args: tuple
-    kwargs: dict
+    variants: list[tuple[tuple, dict]]
+    per_block: list[int]
+
+    def arguments(self, index: int) -> tuple[tuple, dict]:
+        return self.variants[self.per_block[index]]
+
+
+class _PassThrough(nn.Module):
+    """Stands in for a block during capture: records its call and returns the hidden state unchanged."""
+
+    def __init__(self, index: int, log: list) -> None:
+        super().__init__()
+        self.index, self.log = index, log
+
+    def forward(self, *args: Any, **kwargs: Any) -> torch.Tensor:
+        self.log.append((self.index, args, kwargs))
+        return args[0] if args else kwargs["hidden_states"]
+
+
+@contextmanager
+def _blocks_replaced(model: nn.Module, blocks: Blocks, log: list) -> Iterator[None]:
+    parent = model.get_submodule(blocks.path.rsplit(".", 1)[0]) if "." in blocks.path else model
+    attr = blocks.path.rsplit(".", 1)[-1]
+    original = getattr(parent, attr)
+    setattr(parent, attr, nn.ModuleList([_PassThrough(i, log) for i in range(len(original))]))
+    try:
+        yield
+    finally:
+        setattr(parent, attr, original)
+
+
+def _split_hidden(args: tuple, kwargs: dict) -> tuple[torch.Tensor, tuple, dict]:
+    kwargs = dict(kwargs)
+    if args:
+        return args[0], tuple(args[1:]), kwargs
+    return kwargs.pop("hidden_states"), (), kwargs
+
+
+def _signature(obj: Any) -> Any:
+    """Identity of a call's arguments: the model hands equal-type layers the very same tensor objects."""
+    if isinstance(obj, torch.Tensor):
+        return ("t", id(obj))
+    if isinstance(obj, (tuple, list)):
+        return tuple(_signature(o) for o in obj)
+    if isinstance(obj, dict):
+        return tuple((k, _signature(v)) for k, v in sorted(obj.items()))
+    return ("v", repr(obj))
 
 
 def capture_inputs(model: nn.Module, samples: Sequence[torch.Tensor], device: torch.device | str) -> list[BlockCall]:
-    """Run the model up to block 0 for each sample and keep the block's call arguments on the CPU."""
+    """Run each sample through the model with every block replaced by a pass-through that records the
+    exact arguments the model gives it; keep block 0's hidden input and each distinct argument set (CPU)."""
     blocks = decoder_blocks(model)
-
-    def grab(_module: nn.Module, args: tuple, kwargs: dict) -> None:
-        raise _Captured(args, kwargs)
-
     calls: list[BlockCall] = []
+    log: list = []
     _move_non_block_parts(model, blocks, device)
     try:
-        with hooked([blocks.layers[0].register_forward_pre_hook(grab, with_kwargs=True)]), torch.no_grad():
+        with _blocks_replaced(model, blocks, log), torch.no_grad():
             for ids in samples:
-                try:
-                    model(input_ids=ids.reshape(1, -1).to(device), use_cache=False)
-                except _Captured as cap:
-                    args, kwargs = cap.args, dict(cap.kwargs)
-                    if args:
-                        hidden, rest = args[0], tuple(args[1:])
-                    else:
-                        hidden, rest = kwargs.pop("hidden_states"), ()
-                    calls.append(BlockCall(hidden.to("cpu"), tree_to(rest, "cpu"), tree_to(kwargs, "cpu")))
-                else:  # pragma: no cover - the hook always fires for a decoder
-                    raise RuntimeError("block 0 was never called during calibration capture")
+                log.clear()
+                model(input_ids=ids.reshape(1, -1).to(device), use_cache=False)
+                if len(log) != len(blocks.layers):
+                    raise RuntimeError(f"expected {len(blocks.layers)} block calls, saw {len(log)}")
+                variants: list[tuple[tuple, dict]] = []
+                seen: dict[Any, int] = {}
+                per_block: list[int] = []
+                hidden = None
+                for index, args, kwargs in sorted(log, key=lambda e: e[0]):
+                    h, rest, kw = _split_hidden(args, kwargs)
+                    if index == 0:
+                        hidden = h.to("cpu")
+                    sig = _signature((rest, kw))
+                    if sig not in seen:
+                        seen[sig] = len(variants)
+                        variants.append((tree_to(rest, "cpu"), tree_to(kw, "cpu")))
+                    per_block.append(seen[sig])
+                assert hidden is not None
+                calls.append(BlockCall(hidden, variants, per_block))
     finally:
+        log.clear()
         _move_non_block_parts(model, blocks, "cpu")
     return calls
 
 
-def run_block(block: nn.Module, calls: Sequence[BlockCall], device: torch.device | str) -> list[torch.Tensor]:
-    """Run ``block`` on every captured call; outputs come back on the CPU."""
+def run_block(
+    block: nn.Module, calls: Sequence[BlockCall], device: torch.device | str, index: int
+) -> list[torch.Tensor]:
+    """Run ``block`` (at position ``index``) on every captured call; outputs come back on the CPU."""
     outs = []
     with torch.no_grad():
         for c in calls:
-            out = block(c.hidden.to(device), *tree_to(c.args, device), **tree_to(c.kwargs, device))
+            args, kwargs = c.arguments(index)
+            out = block(c.hidden.to(device), *tree_to(args, device), **tree_to(kwargs, device))
             out = out[0] if isinstance(out, tuple) else out
             outs.append(out.to("cpu"))
     return outs
@@ -157,14 +208,14 @@ def for_each_block(
             block.to(device)
             try:
 
-                def forward(block: nn.Module = block) -> None:
+                def forward(block: nn.Module = block, index: int = i) -> None:
                     nonlocal forwards
                     forwards += 1
-                    run_block(block, calls, device)
+                    run_block(block, calls, device, index)
 
                 visit(i, block, forward)
                 forwards += 1
-                for c, h in zip(calls, run_block(block, calls, device)):
+                for c, h in zip(calls, run_block(block, calls, device, i)):
                     c.hidden = h
             finally:
                 block.to("cpu")

@@ -4,13 +4,31 @@ One :class:`SparseGPT` per Linear: ``add_batch`` accumulates the Hessian ``H = 2
 ``prune`` chooses the mask block by block from ``w² / [H⁻¹]_jj²`` and propagates each pruned column's
 error to the columns not yet processed (the OBS update, using the upper Cholesky factor of ``H⁻¹``),
 ``free`` drops the Hessian. Nothing else lives here.
+
+The unstructured mask is chosen per 128-column block over all rows together (the reference algorithm's
+adaptive mask selection), not per row: on rows of different scales this halves the reconstruction
+error, and each block still prunes exactly ``round(s · rows · width)`` weights.
 """
 
 from __future__ import annotations
 
 import torch
 
-from prunescale.prune.masks import nm_mask, row_mask
+from prunescale.errors import PrunescaleError
+from prunescale.prune.masks import matrix_mask, nm_mask
+
+
+def _damped_inverse_cholesky(H: torch.Tensor, percdamp: float) -> torch.Tensor:
+    """Upper Cholesky factor of (H + λI)⁻¹, λ = percdamp · mean(diag H); λ grows ×10 if H is singular."""
+    eye = torch.eye(H.shape[0], device=H.device)
+    mean_diag = torch.mean(torch.diag(H))
+    for attempt in range(4):
+        try:
+            damped = H + percdamp * (10**attempt) * mean_diag * eye
+            return torch.linalg.cholesky(torch.cholesky_inverse(torch.linalg.cholesky(damped)), upper=True)
+        except torch.linalg.LinAlgError:
+            continue
+    raise PrunescaleError("SparseGPT: the calibration Hessian is not positive definite even with 1000× damping")
 
 
 class SparseGPT:
@@ -47,8 +65,7 @@ class SparseGPT:
         dead = torch.diag(H) == 0
         H[dead, dead] = 1.0
         W[:, dead] = 0.0
-        H += percdamp * torch.mean(torch.diag(H)) * torch.eye(cols, device=H.device)
-        Hinv = torch.linalg.cholesky(torch.cholesky_inverse(torch.linalg.cholesky(H)), upper=True)
+        Hinv = _damped_inverse_cholesky(H, percdamp)
         mask = torch.zeros_like(W, dtype=torch.bool)
         if nm is not None and blocksize % nm[1]:
             blocksize = nm[1] * max(1, blocksize // nm[1])
@@ -61,7 +78,9 @@ class SparseGPT:
             d = torch.diag(Hinv1)
             if nm is None:
                 assert sparsity is not None
-                mask1 = row_mask(W1**2 / d.unsqueeze(0) ** 2, sparsity)
+                # one threshold over the whole block (all rows), as in the reference algorithm: rows of
+                # different scale may prune different amounts; the block total is exact
+                mask1 = matrix_mask(W1**2 / d.unsqueeze(0) ** 2, sparsity)
             else:
                 mask1 = torch.zeros_like(W1, dtype=torch.bool)
             for i in range(i2 - i1):

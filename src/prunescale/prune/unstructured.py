@@ -196,7 +196,15 @@ def prune_model(
     """Prune ``model`` in place with a registered method, then check and return the realised sparsity."""
     if method_name not in METHODS:
         raise PrunescaleError(f"unknown method {method_name!r}; choose one of {', '.join(METHODS)}")
-    missing = [n for n in prunable_linears(model) if not pattern.nm and n not in pattern.sparsity]
+    linears = prunable_linears(model)
+    if not linears:
+        raise PrunescaleError(f"{type(model).__name__} has no nn.Linear layers in its decoder blocks to prune")
+    if pattern.nm:
+        odd = [n for n, m in linears.items() if m.in_features % pattern.nm[1]]
+        if odd:
+            raise PrunescaleError(f"{pattern.nm[0]}:{pattern.nm[1]} needs input sizes divisible by "
+                                  f"{pattern.nm[1]}; {odd[0]} has {linears[odd[0]].in_features}")
+    missing = [n for n in linears if not pattern.nm and n not in pattern.sparsity]
     if missing:
         raise PrunescaleError(f"no sparsity given for {len(missing)} module(s), e.g. {missing[0]}")
     if method_name != "magnitude" and not samples and options.get("input_norms") is None:

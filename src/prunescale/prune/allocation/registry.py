@@ -39,6 +39,8 @@ class AllocationContext:
     owl_lambda: float = 0.08
     epsilon: float = 0.3
     file: str | None = None
+    influence_data: tuple[Sequence[torch.Tensor], Sequence[torch.Tensor]] | None = None  # (train, validation)
+    influence_key: str = ""  # describes influence_data for the cache key
     cache: Path | None = None
     progress: bool = False
 
@@ -130,6 +132,29 @@ def alpha(ctx: AllocationContext) -> Allocation:
     ratios = linear_ratios(alphas, ctx.epsilon, higher_prunes_more=True)
     per_block = rescale_to_mean(ratios, block_weights(ctx.model), ctx.target)
     return _finish(ctx, per_block, scores={"alpha": alphas})
+
+
+@allocator("layerif")
+def layerif(ctx: AllocationContext) -> Allocation:
+    """LayerIF: blocks with a larger sum of positive influences are pruned more (data: train/held-out)."""
+    from prunescale.prune.allocation.layerif import layer_influence
+
+    if not 0 < ctx.epsilon < 1:
+        raise PrunescaleError(f"ε must be in (0, 1), got {ctx.epsilon}")
+    if ctx.influence_data is None:
+        raise PrunescaleError("LayerIF needs task data (train and held-out examples)")
+    key = f"{_weights_hash(ctx.model)}-{hashlib.sha256(ctx.influence_key.encode()).hexdigest()[:12]}-layerif-v1"
+    path = (ctx.cache / "layerif" / f"{key}.json") if ctx.cache else None
+    if path is not None and path.exists():
+        scores = json.loads(path.read_text())["block_score"]
+    else:
+        scores = layer_influence(ctx.model, *ctx.influence_data, progress=ctx.progress)
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps({"block_score": scores, "data": ctx.influence_key}))
+    ratios = linear_ratios(scores, ctx.epsilon, higher_prunes_more=True)
+    per_block = rescale_to_mean(ratios, block_weights(ctx.model), ctx.target)
+    return _finish(ctx, per_block, scores={"influence": scores})
 
 
 @allocator("owl", calibrated=True)

@@ -16,13 +16,16 @@ from transformers import PreTrainedModel
 
 from prunescale.models.anatomy import decoder_blocks
 
+# Config lists with one entry per layer (a length match alone is not trusted: eos_token_id lists exist).
+PER_LAYER_KEYS = ("layer_types", "no_rope_layers", "sliding_window_pattern", "attention_chunk_size_per_layer",
+                  "swa_layers", "rope_layers", "full_attn_layers_mask")
+# Config lists of layer *indices*: remapped to the new numbering, removed layers dropped.
+INDEX_KEYS = ("mlp_only_layers", "full_attention_layers", "sliding_window_layers", "global_attention_layers")
+
 
 def _per_layer_lists(config, n_layers: int) -> list[str]:
-    return [
-        key
-        for key, value in vars(config).items()
-        if isinstance(value, (list, tuple)) and len(value) == n_layers and not key.startswith("_")
-    ]
+    return [k for k in PER_LAYER_KEYS if isinstance(getattr(config, k, None), (list, tuple))
+            and len(getattr(config, k)) == n_layers]
 
 
 def remove_blocks(model: PreTrainedModel, indices: Iterable[int]) -> list[int]:
@@ -45,6 +48,11 @@ def remove_blocks(model: PreTrainedModel, indices: Iterable[int]) -> list[int]:
     for key in lists:
         old = getattr(config, key)
         setattr(config, key, type(old)(old[i] for i in keep))
+    new_index = {old: new for new, old in enumerate(keep)}
+    for key in INDEX_KEYS:
+        old = getattr(config, key, None)
+        if isinstance(old, (list, tuple)) and all(isinstance(i, int) for i in old):
+            setattr(config, key, type(old)(new_index[i] for i in old if i in new_index))
     if isinstance(getattr(config, "max_window_layers", None), int):
         config.max_window_layers = sum(1 for i in keep if i < config.max_window_layers)
     config.num_hidden_layers = len(keep)

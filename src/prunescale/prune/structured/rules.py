@@ -104,17 +104,27 @@ def _without(model: nn.Module, drop: Sequence[int]) -> Iterator[None]:
     parent = model.get_submodule(blocks.path.rsplit(".", 1)[0]) if "." in blocks.path else model
     attr = blocks.path.rsplit(".", 1)[-1]
     original = getattr(parent, attr)
+    config = getattr(model, "config", None)
+    types = getattr(config, "layer_types", None)
     setattr(parent, attr, nn.ModuleList([b for i, b in enumerate(original) if i not in set(drop)]))
+    if types is not None:  # the model picks each layer's mask by position in this list
+        config.layer_types = [t for i, t in enumerate(types) if i not in set(drop)]
     try:
         yield
     finally:
         setattr(parent, attr, original)
+        if types is not None:
+            config.layer_types = types
+
+
+LACO_SAMPLES = 16
 
 
 @torch.no_grad()
 def _final_hidden(model: nn.Module, samples: Sequence[torch.Tensor]) -> list[torch.Tensor]:
-    return [model(input_ids=s.reshape(1, -1), output_hidden_states=True, use_cache=False).hidden_states[-1][0]
-            for s in samples]
+    device = next(model.parameters()).device
+    return [model(input_ids=s.reshape(1, -1).to(device), output_hidden_states=True, use_cache=False)
+            .hidden_states[-1][0].float().cpu() for s in samples]
 
 
 def _similarity(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
@@ -129,7 +139,15 @@ def laco(inp: RuleInput) -> RemovalPlan:
     (θ_ℓ += Σ_k (θ_{ℓ+k} − θ_ℓ)) and keep the merge only if the final hidden states stay within
     ``threshold`` cosine similarity of the original model's. Stops after removing n blocks; the merged
     weights are left in the model, the folded blocks are listed for removal."""
-    model, samples = inp.model, list(inp.samples)[:16]
+    model, samples = inp.model, list(inp.samples)[:LACO_SAMPLES]
+    model.to(inp.device)  # whole-model forwards: LaCo compares final hidden states
+    try:
+        return _laco(model, samples, inp)
+    finally:
+        model.to("cpu")
+
+
+def _laco(model: nn.Module, samples: list[torch.Tensor], inp: RuleInput) -> RemovalPlan:
     layers = decoder_blocks(model).layers
     reference = _final_hidden(model, samples)
     removed: list[int] = []
@@ -160,5 +178,7 @@ def laco(inp: RuleInput) -> RemovalPlan:
             for p, b in zip(params, backup):
                 p.copy_(b)
             pos -= 1
-    note = "" if len(removed) == inp.n else f"threshold allowed only {len(removed)} of {inp.n} removals"
+    note = f"similarity on {len(samples)} calibration samples"
+    if len(removed) < inp.n:
+        note += f"; threshold allowed only {len(removed)} of {inp.n} removals"
     return RemovalPlan(sorted(removed), {"laco_similarity_tried": sims}, merged, note)

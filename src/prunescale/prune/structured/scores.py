@@ -50,7 +50,7 @@ def boundary_cosines(
     for i, block in enumerate(blocks.layers):
         block.to(device)
         try:
-            outs = run_block(block, calls, device)
+            outs = run_block(block, calls, device, i)
         finally:
             block.to("cpu")
         for c, h in zip(calls, outs):
