@@ -139,6 +139,35 @@ def _load_and_calibrate(spec, needs_data: bool, log: Callable[[str], None]):
     return lm, calib
 
 
+def _allocation_context(spec, lm, calib, progress: bool):
+    """Everything an allocator may need, including LayerIF's task data (train vs held-out split)."""
+    from prunescale.data.calibration import load_calibration
+    from prunescale.models.registry import cache_dir
+    from prunescale.prune.allocation.registry import AllocationContext
+
+    influence, key = None, ""
+    if spec.allocation == "layerif":
+        source, seqlen = _calibration_for(spec.model, spec.layerif_data, spec.seqlen)
+        train = load_calibration(source, lm.tokenizer, spec.layerif_examples, seqlen, spec.seed, "train", lm.model)
+        held = load_calibration(
+            source, lm.tokenizer, max(1, spec.layerif_examples // 2), seqlen, spec.seed, "heldout", lm.model
+        )
+        influence, key = (train.samples, held.samples), json.dumps([train.spec, held.spec], sort_keys=True)
+    return AllocationContext(
+        lm.model,
+        spec.sparsity,
+        calib.samples if calib else (),
+        spec.device,
+        spec.owl_m,
+        spec.owl_lambda,
+        spec.epsilon,
+        influence_data=influence,
+        influence_key=key,
+        cache=cache_dir(),
+        progress=progress,
+    )
+
+
 def prune(spec, log: Callable[[str], None] = print, progress: bool = True) -> Path:
     """Prune a model as ``spec`` (a :class:`~prunescale.config.PruneSpec`) says; returns the output folder.
 
@@ -148,10 +177,9 @@ def prune(spec, log: Callable[[str], None] = print, progress: bool = True) -> Pa
     """
     import time
 
-    from prunescale.models.registry import cache_dir
     from prunescale.models.save import save_checkpoint
     from prunescale.prune.allocation.registry import NEEDS_CALIBRATION as ALLOC_NEEDS_DATA
-    from prunescale.prune.allocation.registry import AllocationContext, allocate
+    from prunescale.prune.allocation.registry import allocate
     from prunescale.prune.unstructured import Pattern, prune_model
 
     t0 = time.perf_counter()
@@ -163,17 +191,7 @@ def prune(spec, log: Callable[[str], None] = print, progress: bool = True) -> Pa
         model, tok = lm.model, lm.tokenizer
         alloc = None
         if not spec.nm:
-            ctx = AllocationContext(
-                model,
-                spec.sparsity,
-                calib.samples if calib else (),
-                spec.device,
-                spec.owl_m,
-                spec.owl_lambda,
-                spec.epsilon,
-                cache=cache_dir(),
-                progress=progress,
-            )
+            ctx = _allocation_context(spec, lm, calib, progress)
             alloc = allocate(spec.allocation, ctx)
         pattern = Pattern(sparsity=alloc.sparsity if alloc else {}, nm=spec.nm_tuple, group=spec.group)
         log(
@@ -380,13 +398,13 @@ def allocation_table(
     owl_m: float = 5.0,
     owl_lambda: float = 0.08,
     epsilon: float = 0.3,
+    layerif_data: str | None = None,
     device: str = "cpu",
     progress: bool = False,
 ) -> dict:
     """The per-block sparsities an allocation would give, without pruning anything."""
     from prunescale.config import PruneSpec, validated
-    from prunescale.models.registry import cache_dir
-    from prunescale.prune.allocation.registry import NEEDS_CALIBRATION, AllocationContext, allocate, block_weights
+    from prunescale.prune.allocation.registry import NEEDS_CALIBRATION, allocate, block_weights
 
     spec = validated(
         PruneSpec,
@@ -397,6 +415,7 @@ def allocation_table(
         owl_m=owl_m,
         owl_lambda=owl_lambda,
         epsilon=epsilon,
+        layerif_data=layerif_data,
         calib=calib,
         nsamples=nsamples,
         seqlen=seqlen,
@@ -405,17 +424,7 @@ def allocation_table(
         out=Path("unused"),
     )
     lm, cal = _load_and_calibrate(spec, allocation.split(":", 1)[0] in NEEDS_CALIBRATION, lambda _m: None)
-    ctx = AllocationContext(
-        lm.model,
-        sparsity,
-        cal.samples if cal else (),
-        device,
-        owl_m,
-        owl_lambda,
-        epsilon,
-        cache=cache_dir(),
-        progress=progress,
-    )
+    ctx = _allocation_context(spec, lm, cal, progress)
     alloc = allocate(allocation, ctx)
     weights = block_weights(lm.model)
     rows = [

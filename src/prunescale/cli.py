@@ -135,11 +135,14 @@ def prune(
     sparsity: Annotated[float | None, typer.Option(help="Target global sparsity S in [0, 1).")] = None,
     nm: Annotated[str | None, typer.Option("--nm", help="N:M pattern instead of --sparsity, e.g. 2:4.")] = None,
     allocation: Annotated[
-        str, typer.Option(help="Layer-wise allocation of S: uniform | owl | alpha | file:PATH.")
+        str, typer.Option(help="Layer-wise allocation of S: uniform | owl | alpha | layerif | file:PATH.")
     ] = "uniform",
     owl_m: Annotated[float, typer.Option(help="OWL: outlier threshold M (scores > M × mean).")] = 5.0,
     owl_lambda: Annotated[float, typer.Option(help="OWL: sparsity range λ around S.")] = 0.08,
-    epsilon: Annotated[float, typer.Option(help="AlphaPruning: ratio range 1 ± ε.")] = 0.3,
+    epsilon: Annotated[float, typer.Option(help="AlphaPruning / LayerIF: ratio range 1 ± ε.")] = 0.3,
+    layerif_data: Annotated[
+        str | None, typer.Option(help="LayerIF task data source (its train and held-out splits are used).")
+    ] = None,
     group: Annotated[str, typer.Option(help="Magnitude comparison group: row | matrix.")] = "row",
     calib: Annotated[
         str | None,
@@ -224,6 +227,7 @@ def prune(
         owl_m=owl_m,
         owl_lambda=owl_lambda,
         epsilon=epsilon,
+        layerif_data=layerif_data,
         group=group,
         calib=calib,
         seqlen=seqlen,
@@ -270,14 +274,17 @@ def ppl(
 @user_errors
 def allocation(
     model: Annotated[str, typer.Option("--model", "-m", help="Embedded name, HF folder, .gguf file or hub id.")],
-    allocation: Annotated[str, typer.Option(help="uniform | owl | alpha | file:PATH")],
+    allocation: Annotated[str, typer.Option(help="uniform | owl | alpha | layerif | file:PATH")],
     sparsity: Annotated[float, typer.Option(help="Target global sparsity S in [0, 1).")],
     calib: Annotated[str | None, typer.Option(help="Calibration source (OWL).")] = None,
     nsamples: Annotated[int, typer.Option(help="Calibration sequences (OWL).")] = 32,
     seqlen: Annotated[int | None, typer.Option(help="Tokens per calibration sequence.")] = None,
     owl_m: Annotated[float, typer.Option(help="OWL: outlier threshold M.")] = 5.0,
     owl_lambda: Annotated[float, typer.Option(help="OWL: sparsity range λ.")] = 0.08,
-    epsilon: Annotated[float, typer.Option(help="AlphaPruning: ratio range 1 ± ε.")] = 0.3,
+    epsilon: Annotated[float, typer.Option(help="AlphaPruning / LayerIF: ratio range 1 ± ε.")] = 0.3,
+    layerif_data: Annotated[
+        str | None, typer.Option(help="LayerIF task data source (its train and held-out splits are used).")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON (with the per-module mapping).")] = False,
 ) -> None:
     """Show the per-block sparsity an allocation gives, without pruning.
@@ -287,7 +294,16 @@ def allocation(
     from prunescale.api import allocation_table
 
     result = allocation_table(
-        model, allocation, sparsity, calib, nsamples, seqlen, owl_m=owl_m, owl_lambda=owl_lambda, epsilon=epsilon
+        model,
+        allocation,
+        sparsity,
+        calib,
+        nsamples,
+        seqlen,
+        owl_m=owl_m,
+        owl_lambda=owl_lambda,
+        epsilon=epsilon,
+        layerif_data=layerif_data,
     )
     if as_json:
         sys.stdout.write(json.dumps(result, indent=1) + "\n")

@@ -121,7 +121,7 @@ def windows(
     need = nsamples * seqlen
     stream: list[int] = []
     for i in order:
-        stream += tok(docs[i], add_special_tokens=False).input_ids
+        stream += tok(docs[i], add_special_tokens=False, verbose=False).input_ids
         if len(stream) >= need:
             break
     if len(stream) < need:
