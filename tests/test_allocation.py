@@ -213,3 +213,26 @@ def test_layerif_allocator_keeps_the_mean_and_direction(tmp_path: Path):
     assert [alloc.per_block[i] for i in order] == sorted(alloc.per_block)  # higher influence → more pruning
     with pytest.raises(PrunescaleError, match="task data"):
         allocate("layerif", _ctx(model))
+
+
+def test_tune_allocation_records_the_held_out_choice(saved_tiny: Path, tmp_path: Path):
+    out = tmp_path / "tune"
+    base = ["tune-allocation", "--model", str(saved_tiny), "--method", "wanda", "--sparsity", "0.5",
+            "--allocation", "owl", "--calib", "tiny", "--nsamples", "4", "--seqlen", "32", "--limit", "4"]
+    result = runner.invoke(app, [*base, "--grid", "m=3,5;lambda=0.04,0.08", "--on", "tiny:validation",
+                                 "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    tuning = json.loads((out / "tuning.json").read_text())
+    assert len(tuning["trials"]) == 4
+    best = min(tuning["trials"], key=lambda t: t["perplexity"])
+    assert tuning["best"] == {"owl_m": best["owl_m"], "owl_lambda": best["owl_lambda"]}
+    assert tuning["selected_on"]["split"] == "validation"
+    for args, message in [
+        (["--grid", "m=3", "--on", "tiny:test"], "never the test split"),
+        (["--grid", "q=3", "--on", "tiny:validation"], "unknown knob"),
+        (["--grid", "m=x", "--on", "tiny:validation"], "must be numbers"),
+        (["--grid", "lambda=0.7", "--on", "tiny:validation"], "λ < S"),
+    ]:
+        bad = runner.invoke(app, [*base, *args, "--out", str(tmp_path / "bad")])
+        assert bad.exit_code == 2 and message in bad.stderr, bad.stderr
+        assert not (tmp_path / "bad").exists()

@@ -440,3 +440,92 @@ def allocation_table(
         "blocks": rows,
         "modules": alloc.sparsity,
     }
+
+
+GRID_KEYS = {"m": "owl_m", "lambda": "owl_lambda", "epsilon": "epsilon"}
+HELDOUT_SPLITS = ("validation", "heldout")
+
+
+def parse_grid(text: str) -> list[dict[str, float]]:
+    """``"m=3,5;lambda=0.04,0.08"`` → every combination as spec fields (owl_m, owl_lambda, epsilon)."""
+    import itertools
+
+    axes: list[tuple[str, list[float]]] = []
+    for part in filter(None, (p.strip() for p in text.split(";"))):
+        key, _, values = part.partition("=")
+        if key.strip() not in GRID_KEYS:
+            raise PrunescaleError(f"--grid: unknown knob {key.strip()!r}; use {', '.join(GRID_KEYS)}")
+        try:
+            axes.append((GRID_KEYS[key.strip()], [float(v) for v in values.split(",") if v.strip()]))
+        except ValueError:
+            raise PrunescaleError(f"--grid: values of {key.strip()} must be numbers, got {values!r}") from None
+        if not axes[-1][1]:
+            raise PrunescaleError(f"--grid: {key.strip()} has no values")
+    if not axes:
+        raise PrunescaleError('--grid is empty; e.g. "m=3,5,7;lambda=0.04,0.08"')
+    return [dict(zip([a for a, _ in axes], combo)) for combo in itertools.product(*[v for _, v in axes])]
+
+
+def tune_allocation(spec, grid: str, on: str, limit: int = 32, log: Callable[[str], None] = print) -> dict:
+    """Pick allocation knobs by perplexity on a held-out split (never on reported test items).
+
+    ``spec`` is the PruneSpec to tune (its ``out`` receives ``tuning.json``); ``on`` is ``SOURCE:SPLIT``
+    with SPLIT in validation / heldout.
+    """
+    import copy
+
+    from prunescale.config import PruneSpec, validated
+    from prunescale.data.calibration import load_calibration
+    from prunescale.eval.perplexity import perplexity
+    from prunescale.prune.allocation.registry import NEEDS_CALIBRATION as ALLOC_NEEDS_DATA
+    from prunescale.prune.allocation.registry import allocate
+    from prunescale.prune.unstructured import Pattern, prune_model
+
+    source, _, split = on.rpartition(":")
+    if split not in HELDOUT_SPLITS or not source:
+        raise PrunescaleError(f"--on must be SOURCE:validation or SOURCE:heldout (never the test split), got {on!r}")
+    trials = parse_grid(grid)
+    specs = [validated(PruneSpec, **{**spec.model_dump(), **t}) for t in trials]  # every knob set is checked
+    out = Path(spec.out)
+    tmp = prepare_out(out, spec.overwrite)
+    try:
+        kind = spec.allocation.split(":", 1)[0]
+        lm, calib = _load_and_calibrate(spec, spec.method != "magnitude" or kind in ALLOC_NEEDS_DATA, log)
+        _, seqlen = _calibration_for(spec.model, source, spec.seqlen)
+        held = load_calibration(source, lm.tokenizer, limit, seqlen, spec.seed, split, lm.model)
+        rows = []
+        for trial, tspec in zip(trials, specs):
+            model = copy.deepcopy(lm.model)
+            alloc = allocate(
+                tspec.allocation, _allocation_context(tspec, type(lm)(model, lm.tokenizer, lm.ref), calib, False)
+            )
+            prune_model(
+                model,
+                tspec.method,
+                Pattern(alloc.sparsity),
+                calib.samples if calib else (),
+                device=tspec.device,
+                progress=False,
+                input_norms=alloc.input_norms if tspec.method == "wanda" else None,
+            )
+            score = perplexity(model, held.samples)["perplexity"]
+            rows.append({**trial, "perplexity": score, "per_block": alloc.per_block})
+            log(f"{trial}: perplexity {score:.4f}")
+        best = min(rows, key=lambda r: r["perplexity"])
+        result = {
+            "model": spec.model,
+            "method": spec.method,
+            "allocation": spec.allocation,
+            "sparsity": spec.sparsity,
+            "selected_on": held.spec,
+            "trials": rows,
+            "best": {k: best[k] for k in trials[0]},
+            "best_perplexity": best["perplexity"],
+            "environment": environment(),
+        }
+        (tmp / "tuning.json").write_text(json.dumps(result, indent=1) + "\n")
+        commit_out(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return result

@@ -316,5 +316,45 @@ def allocation(
     out.print(f"parameter-weighted mean: {result['mean']:.4f}")
 
 
+@app.command("tune-allocation")
+@user_errors
+def tune_allocation(
+    model: Annotated[str, typer.Option("--model", "-m", help="Embedded name, HF folder, .gguf file or hub id.")],
+    method: Annotated[str, typer.Option(help="magnitude | wanda | sparsegpt")],
+    sparsity: Annotated[float, typer.Option(help="Target global sparsity S in [0, 1).")],
+    allocation: Annotated[str, typer.Option(help="owl | alpha | layerif")],
+    grid: Annotated[str, typer.Option(help='Knob values, e.g. "m=3,5,7;lambda=0.04,0.08,0.16" or "epsilon=0.1,0.3".')],
+    on: Annotated[str, typer.Option(help="Held-out data as SOURCE:validation or SOURCE:heldout (never test).")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for tuning.json.")],
+    calib: Annotated[str | None, typer.Option(help="Calibration source for pruning.")] = None,
+    nsamples: Annotated[int | None, typer.Option(help="Calibration sequences.")] = None,
+    seqlen: Annotated[int | None, typer.Option(help="Tokens per sequence.")] = None,
+    limit: Annotated[int, typer.Option(help="Held-out windows for perplexity.", min=1)] = 32,
+    overwrite: Annotated[bool, typer.Option(help="Replace a non-empty --out.")] = False,
+) -> None:
+    """Choose allocation knobs by held-out perplexity and record the choice (tuning.json).
+
+    Example: prunescale tune-allocation --model tiny-reasoner --method wanda --sparsity 0.5 --allocation owl
+    --grid "m=3,5,7;lambda=0.04,0.08" --on tiny:validation --out runs/tune-owl
+    """
+    from prunescale.api import tune_allocation as run_tune
+    from prunescale.config import PruneSpec, validated
+
+    spec = validated(
+        PruneSpec,
+        **given(nsamples=nsamples),
+        model=model,
+        method=method,
+        sparsity=sparsity,
+        allocation=allocation,
+        calib=calib,
+        seqlen=seqlen,
+        out=out_dir,
+        overwrite=overwrite,
+    )
+    result = run_tune(spec, grid, on, limit, log=err.print)
+    out.print(f"best {result['best']} (perplexity {result['best_perplexity']:.4f}) → {out_dir / 'tuning.json'}")
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()
