@@ -1,0 +1,175 @@
+"""Answer extraction and grading: only the answer phase is graded, never the thinking.
+
+* Math: the last ``\\boxed{…}`` (braces balanced, nesting allowed), else the last "Answer:" / "answer is"
+  phrase, then Math-Verify ``verify(parse(gold), parse(pred))`` — gold first, as its docs require.
+  Math-Verify's own timeouts use signals and only work in a main thread, and SymPy can hang on
+  adversarial LaTeX, so grading runs in a pool of worker processes with a wall-clock timeout per item;
+  a stuck worker is killed and the item is graded ``timeout`` (incorrect).
+* Multiple choice (GPQA): strict letter extraction — a boxed letter, "Answer: X", "answer is (X)" — never
+  a letter guessed from prose.
+* Majority vote groups answers by mathematical equivalence (the same grader), not by string.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+_BOX = re.compile(r"\\(?:boxed|fbox)\s*")
+_ANSWER = re.compile(
+    r"(?:final\s+answer|answer)\s*(?:is|:|=)\s*(?:\$\s*)?(.+?)\s*(?:\$)?\s*(?:\.\s*)?$", re.IGNORECASE | re.MULTILINE
+)
+
+
+def last_boxed(text: str) -> str | None:
+    """Content of the last ``\\boxed{…}`` / ``\\fbox{…}`` with balanced braces (``\\boxed 5`` too)."""
+    found = None
+    for m in _BOX.finditer(text):
+        i = m.end()
+        if i < len(text) and text[i] == "{":
+            depth, j = 0, i
+            while j < len(text):
+                if text[j] == "{" and text[j - 1] != "\\":
+                    depth += 1
+                elif text[j] == "}" and text[j - 1] != "\\":
+                    depth -= 1
+                    if depth == 0:
+                        found = text[i + 1 : j]
+                        break
+                j += 1
+        else:
+            token = re.match(r"[^\s$]+", text[i:])
+            if token:
+                found = token.group(0)
+    return found.strip() if found is not None else None
+
+
+def extract_math(answer_text: str) -> str | None:
+    """The candidate answer of a math answer phase, or None."""
+    boxed = last_boxed(answer_text)
+    if boxed:
+        return _CHOICE_LABEL.sub("", boxed) or boxed  # AMC style "\\textbf{(C)}\\ 12" → "12"
+    matches = _ANSWER.findall(answer_text)
+    return matches[-1].strip().rstrip(".").strip() or None if matches else None
+
+
+_LETTER_PATTERNS = (
+    re.compile(r"\\boxed\s*\{\s*\(?([A-Z])\)?\s*\}"),
+    re.compile(r"answer\s*(?:is|:)\s*\(?\s*([A-Z])\s*\)?(?![A-Za-z])", re.IGNORECASE),
+    re.compile(r"^\s*\(?([A-Z])\)?\s*[.)]?\s*$", re.MULTILINE),
+)
+
+
+def extract_letter(answer_text: str, n_choices: int = 4) -> str | None:
+    """Strict multiple-choice extraction: the last explicit letter among the first ``n_choices``."""
+    allowed = {chr(ord("A") + i) for i in range(n_choices)}
+    for pattern in _LETTER_PATTERNS:
+        hits = [h.upper() for h in pattern.findall(answer_text)]
+        hits = [h for h in hits if h in allowed]
+        if hits:
+            return hits[-1]
+    return None
+
+
+_DELIMITED = re.compile(r"(?<!\\)\$|\\boxed|\\\(|\\\[")
+_CHOICE_LABEL = re.compile(r"^\\text(?:bf)?\{\s*\(?[A-E]\)?\s*\}\s*(?:\\ |~|\\quad)?\s*")
+
+
+def _wrap(expr: str) -> str:
+    """Give Math-Verify a delimited expression (a literal ``\\$`` is a dollar sign, not a delimiter)."""
+    return expr if _DELIMITED.search(expr) else f"${expr}$"
+
+
+def math_equal_inline(pred: str, gold: str) -> bool:
+    """Math-Verify equivalence in this process (no timeout: call through :class:`Grader`)."""
+    from math_verify import parse, verify
+
+    try:
+        gold_p, pred_p = parse(_wrap(gold)), parse(_wrap(pred))
+        if not gold_p or not pred_p:
+            return pred.strip() == gold.strip()
+        return bool(verify(gold_p, pred_p))
+    except Exception:  # Math-Verify/SymPy raise many types on odd input: not equal, never a crash
+        return pred.strip() == gold.strip()
+
+
+def _worker_equal(pair: tuple[str, str]) -> bool:
+    return math_equal_inline(*pair)
+
+
+@dataclass
+class Grade:
+    correct: bool
+    status: str  # ok | no_answer | timeout
+
+
+class Grader:
+    """Math-Verify in worker processes with a wall-clock timeout per comparison."""
+
+    def __init__(self, workers: int = 1, timeout: float = 5.0) -> None:
+        self.workers, self.timeout = max(1, workers), timeout
+        self._pool = None
+
+    def _get_pool(self):
+        if self._pool is None:
+            self._pool = mp.get_context("spawn").Pool(self.workers)
+        return self._pool
+
+    def _reset(self) -> None:
+        if self._pool is not None:
+            self._pool.terminate()
+            self._pool.join()
+            self._pool = None
+
+    def equal_many(self, pairs: Sequence[tuple[str, str]]) -> list[Grade]:
+        """Grade (pred, gold) pairs; a pair that exceeds the timeout is ``timeout`` and incorrect."""
+        out: list[Grade | None] = [None] * len(pairs)
+        pending = list(range(len(pairs)))
+        while pending:
+            pool = self._get_pool()
+            jobs = [(i, pool.apply_async(_worker_equal, (pairs[i],))) for i in pending]
+            pending = []
+            for k, (i, job) in enumerate(jobs):
+                try:
+                    out[i] = Grade(bool(job.get(self.timeout)), "ok")
+                except mp.TimeoutError:
+                    out[i] = Grade(False, "timeout")
+                    self._reset()  # kill the stuck worker; re-run what had not finished
+                    pending = [j for j, _ in jobs[k + 1 :]]
+                    break
+        return [g for g in out if g is not None]
+
+    def grade_math(self, answer_texts: Sequence[str | None], golds: Sequence[str]) -> list[tuple[str | None, Grade]]:
+        """Extract and grade math answers; ``None`` text (no answer phase) is ``no_answer``."""
+        extracted = [extract_math(t) if t is not None else None for t in answer_texts]
+        todo = [(i, e) for i, e in enumerate(extracted) if e is not None]
+        grades = self.equal_many([(e, golds[i]) for i, e in todo])
+        result: list[tuple[str | None, Grade]] = [(e, Grade(False, "no_answer")) for e in extracted]
+        for (i, e), g in zip(todo, grades):
+            result[i] = (e, g)
+        return result
+
+    def majority(self, answers: Sequence[str | None]) -> str | None:
+        """The most frequent answer, grouping equivalent ones (first seen represents its group)."""
+        groups: list[tuple[str, int]] = []
+        for a in answers:
+            if a is None:
+                continue
+            for gi, (rep, count) in enumerate(groups):
+                if rep == a or self.equal_many([(a, rep)])[0].correct:
+                    groups[gi] = (rep, count + 1)
+                    break
+            else:
+                groups.append((a, 1))
+        return max(groups, key=lambda g: g[1])[0] if groups else None
+
+    def close(self) -> None:
+        self._reset()
+
+    def __enter__(self) -> Grader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
