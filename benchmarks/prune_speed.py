@@ -1,12 +1,16 @@
-"""Pruning speed and peak memory on SmolLM2-135M (Wanda and SparseGPT, 128 × 512 calibration tokens).
+"""Pruning speed, peak memory and (optionally) agreement with llm-compressor on SmolLM2-135M.
 
-Baseline measured in the same run: ``dense_forward``, one plain forward pass of the dense model over the
-same calibration tokens — the unavoidable cost; pruning time and peak RSS are reported as multiples of it.
-(A same-run comparison against llm-compressor is not part of this script yet.)
+Prunes with Wanda and SparseGPT at 50 % on 128 × 512 GSM8K calibration tokens. Baselines measured in the
+same run, each in a fresh child process so its peak RSS is its own:
 
-Each measurement runs in a fresh child process so peak RSS is its own.
+* ``dense_forward``: one plain forward pass of the dense model over the same tokens (the unavoidable
+  cost); pruning time and peak RSS are reported as multiples of it;
+* ``llmcompressor`` (with ``--llmcompressor-python`` pointing at the interpreter of a separate venv that
+  has llmcompressor; it needs its own transformers pin): the same pruning through ``oneshot`` with the
+  sequential pipeline on the *same token ids*, for time / peak-RSS ratios and Wanda mask agreement.
 
-    python benchmarks/prune_speed.py [--model smollm2-135m] [--nsamples 128] [--seqlen 512]
+    python benchmarks/prune_speed.py [--model smollm2-135m] [--nsamples 128] [--seqlen 512] \\
+        [--llmcompressor-python /path/to/venv/bin/python]
 
 Ends with one JSON line.
 """
@@ -17,56 +21,131 @@ import argparse
 import json
 import subprocess
 import sys
+import tempfile
 import textwrap
+from pathlib import Path
 
-CHILD = textwrap.dedent(
+OURS = textwrap.dedent(
     """
     import json, resource, sys, time
     import torch
-    from prunescale.data.calibration import load_calibration
-    from prunescale.models.loader import load_model
+    from transformers import AutoModelForCausalLM
     from prunescale.prune.unstructured import Pattern, prune_model, uniform
 
-    what, model_name, nsamples, seqlen = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-    lm = load_model(model_name, dtype="fp32")
-    cal = load_calibration("gsm8k", lm.tokenizer, nsamples, seqlen, 0)
+    what, folder, ids_file, mask_file = sys.argv[1:5]
+    torch.set_num_threads(int(sys.argv[5]))
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
+    samples = [torch.tensor(x) for x in json.load(open(ids_file))]
     t0 = time.perf_counter()
     if what == "dense_forward":
         with torch.no_grad():
-            for s in cal.samples:
-                lm.model(input_ids=s[None], use_cache=False)
+            for s in samples:
+                model(input_ids=s[None], use_cache=False)
     else:
-        prune_model(lm.model, what, Pattern(uniform(lm.model, 0.5)), cal.samples, progress=False)
+        prune_model(model, what, Pattern(uniform(model, 0.5)), samples, progress=False)
     seconds = time.perf_counter() - t0
+    if what != "dense_forward":
+        torch.save({n: (m.weight == 0) for n, m in model.named_modules()
+                    if isinstance(m, torch.nn.Linear) and "layers." in n}, mask_file)
+    print(json.dumps({"seconds": seconds, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+    """
+)
+
+LLMCOMPRESSOR = textwrap.dedent(
+    """
+    import json, resource, sys, time
+    import torch
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM
+    from llmcompressor import oneshot
+    from llmcompressor.modifiers.pruning import WandaPruningModifier
+    from llmcompressor.modifiers.pruning.sparsegpt import SparseGPTModifier
+
+    what, folder, ids_file, mask_file = sys.argv[1:5]
+    torch.set_num_threads(int(sys.argv[5]))
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
+    ids = json.load(open(ids_file))
+    data = Dataset.from_dict({"input_ids": ids, "attention_mask": [[1] * len(x) for x in ids]})
+    cls = {"wanda": WandaPruningModifier, "sparsegpt": SparseGPTModifier}[what]
+    recipe = cls(sparsity=0.5, mask_structure="0:0", targets=["Linear"], ignore=["re:.*lm_head"])
+    t0 = time.perf_counter()
+    oneshot(model=model, dataset=data, recipe=recipe, num_calibration_samples=len(ids),
+            max_seq_length=len(ids[0]), shuffle_calibration_samples=False, pipeline="sequential")
+    seconds = time.perf_counter() - t0
+    torch.save({n: (m.weight == 0) for n, m in model.named_modules()
+                if isinstance(m, torch.nn.Linear) and "layers." in n}, mask_file)
     print(json.dumps({"seconds": seconds, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
     """
 )
 
 
-def run_child(python: str, what: str, args: argparse.Namespace) -> dict:
-    done = subprocess.run([python, "-c", CHILD, what, args.model, str(args.nsamples), str(args.seqlen)],
-                          capture_output=True, text=True)
+def run_child(python: str, code: str, what: str, folder: str, ids: Path, masks: Path, threads: int) -> dict:
+    done = subprocess.run(
+        [python, "-c", code, what, folder, str(ids), str(masks), str(threads)], capture_output=True, text=True
+    )
     if done.returncode:
         raise SystemExit(f"{what} failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def agreement(a: Path, b: Path) -> float:
+    import torch
+
+    ma, mb = torch.load(a), torch.load(b)
+    same = sum(int((ma[n] == mb[n]).sum()) for n in ma)
+    return same / sum(ma[n].numel() for n in ma)
+
+
 def main() -> None:
+    import torch
+
+    from prunescale.data.calibration import load_calibration
+    from prunescale.models.loader import load_model
+
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", default="smollm2-135m")
     ap.add_argument("--nsamples", type=int, default=128)
     ap.add_argument("--seqlen", type=int, default=512)
+    ap.add_argument("--threads", type=int, default=torch.get_num_threads())
+    ap.add_argument("--llmcompressor-python", default=None)
     args = ap.parse_args()
-    res = {"dense_forward": run_child(sys.executable, "dense_forward", args)}
+    lm = load_model(args.model, dtype="fp32")  # converts a GGUF once; children load the HF folder
+    folder = lm.ref.location if lm.ref.kind == "folder" else str(Path(lm.model.name_or_path))
+    cal = load_calibration("gsm8k", lm.tokenizer, args.nsamples, args.seqlen, 0)
+    del lm
+    tmp = Path(tempfile.mkdtemp())
+    ids = tmp / "ids.json"
+    ids.write_text(json.dumps([s.tolist() for s in cal.samples]))
+    res: dict = {
+        "dense_forward": run_child(sys.executable, OURS, "dense_forward", folder, ids, tmp / "x", args.threads)
+    }
     for method in ("wanda", "sparsegpt"):
-        res[method] = run_child(sys.executable, method, args)
-        res[method]["over_dense_forward_time"] = round(res[method]["seconds"] / res["dense_forward"]["seconds"], 2)
-        res[method]["over_dense_forward_rss"] = round(
-            res[method]["peak_rss_mb"] / res["dense_forward"]["peak_rss_mb"], 3)
-        print(f"{method}: {res[method]['seconds']:.1f} s, peak RSS {res[method]['peak_rss_mb']:.0f} MB "
-              f"({res[method]['over_dense_forward_time']}× a dense forward)", file=sys.stderr)
-    tokens = args.nsamples * args.seqlen
-    print(json.dumps({"benchmark": "prune_speed", "model": args.model, "calibration_tokens": tokens, **res}))
+        r = run_child(sys.executable, OURS, method, folder, ids, tmp / f"ours-{method}.pt", args.threads)
+        r["time_over_dense_forward"] = round(r["seconds"] / res["dense_forward"]["seconds"], 2)
+        r["rss_over_dense_forward"] = round(r["peak_rss_mb"] / res["dense_forward"]["peak_rss_mb"], 3)
+        res[method] = r
+        print(f"prunescale {method}: {r['seconds']:.1f} s, peak RSS {r['peak_rss_mb']:.0f} MB", file=sys.stderr)
+        if args.llmcompressor_python:
+            lc = run_child(
+                args.llmcompressor_python, LLMCOMPRESSOR, method, folder, ids, tmp / f"lc-{method}.pt", args.threads
+            )
+            r["llmcompressor_seconds"] = round(lc["seconds"], 2)
+            r["llmcompressor_peak_rss_mb"] = round(lc["peak_rss_mb"], 1)
+            r["time_ratio_vs_llmcompressor"] = round(r["seconds"] / lc["seconds"], 3)
+            r["rss_ratio_vs_llmcompressor"] = round(r["peak_rss_mb"] / lc["peak_rss_mb"], 3)
+            r["mask_agreement_vs_llmcompressor"] = round(
+                agreement(tmp / f"ours-{method}.pt", tmp / f"lc-{method}.pt"), 5
+            )
+            print(
+                f"llm-compressor {method}: {lc['seconds']:.1f} s, peak RSS {lc['peak_rss_mb']:.0f} MB, "
+                f"mask agreement {r['mask_agreement_vs_llmcompressor']:.4%}",
+                file=sys.stderr,
+            )
+    print(
+        json.dumps(
+            {"benchmark": "prune_speed", "model": args.model, "calibration_tokens": args.nsamples * args.seqlen, **res}
+        )
+    )
 
 
 if __name__ == "__main__":
