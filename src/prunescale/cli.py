@@ -379,5 +379,85 @@ def benchmarks(
     out.print(table)
 
 
+def _int_list(text: str, what: str) -> list[int]:
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise PrunescaleError(f"{what} must be comma-separated integers, got {text!r}") from None
+
+
+@app.command("eval")
+@user_errors
+def eval_cmd(
+    model: Annotated[str, typer.Option("--model", "-m", help="Embedded name, HF folder, .gguf file or hub id.")],
+    benchmark: Annotated[str, typer.Option(help="tiny | gsm8k | math500 | aime24 | amc23 | gpqa_diamond | jsonl:PATH")],
+    budgets: Annotated[str, typer.Option(help="Thinking budgets in tokens, e.g. 0,16,64,256 (0 = no thinking).")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Run folder (samples.jsonl, summary.json).")],
+    split: Annotated[str, typer.Option(help="Benchmark split.")] = "test",
+    limit: Annotated[int | None, typer.Option(help="Use the first K items.")] = None,
+    wait: Annotated[int, typer.Option(help="Force K 'Wait' extensions after natural ends.")] = 0,
+    min_budget: Annotated[int, typer.Option(help="Extend with 'Wait' until at least B thinking tokens.")] = 0,
+    samples: Annotated[int, typer.Option(help="Samples per item and seed (needs --temperature > 0).")] = 1,
+    temperature: Annotated[float, typer.Option(help="0 = greedy.")] = 0.0,
+    top_p: Annotated[float, typer.Option(help="Nucleus sampling mass.")] = 1.0,
+    seeds: Annotated[str, typer.Option(help="Comma-separated seeds, e.g. 7,11,42.")] = "0",
+    answer_budget: Annotated[int, typer.Option(help="Tokens for the answer after thinking.")] = 64,
+    engine: Annotated[str, typer.Option(help="hf | vllm")] = "hf",
+    batch_size: Annotated[int, typer.Option(help="Requests decoded together.")] = 32,
+    dtype: Annotated[str, typer.Option(help="auto | fp32 | bf16 | fp16")] = "auto",
+    device: Annotated[str, typer.Option(help="cpu, cuda, cuda:N")] = "cpu",
+    think_open: Annotated[str | None, typer.Option(help="Override the thinking opener, e.g. '<think>'.")] = None,
+    think_close: Annotated[str | None, typer.Option(help="Override the thinking closer, e.g. '</think>'.")] = None,
+    label: Annotated[str | None, typer.Option(help="Variant name recorded in samples.jsonl.")] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace a run folder holding a different run.")] = False,
+) -> None:
+    """Accuracy vs thinking budget with budget forcing (cap, Wait), parallel samples and grading.
+
+    Every budget comes from one thinking trace per (item, seed, sample) cut at that budget (prefix reuse);
+    an interrupted run resumes from samples.jsonl.
+
+    Example: prunescale eval --model tiny-reasoner --benchmark tiny --limit 200 --budgets 0,12,24,48,96 --out runs/eval
+    """
+    from prunescale.api import evaluate
+    from prunescale.config import EvalSpec, validated
+
+    spec = validated(
+        EvalSpec,
+        model=model,
+        benchmark=benchmark,
+        split=split,
+        limit=limit,
+        budgets=_int_list(budgets, "--budgets"),
+        wait=wait,
+        min_budget=min_budget,
+        samples=samples,
+        temperature=temperature,
+        top_p=top_p,
+        seeds=_int_list(seeds, "--seeds"),
+        answer_budget=answer_budget,
+        engine=engine,
+        batch_size=batch_size,
+        dtype=dtype,
+        device=device,
+        think_open=think_open,
+        think_close=think_close,
+        label=label,
+        out=out_dir,
+        overwrite=overwrite,
+    )
+    run = evaluate(spec, log=err.print, progress=err.is_terminal)
+    summary = json.loads((run / "summary.json").read_text())
+    table = Table("budget", "accuracy %", "95 % CI", "mean thinking", "forced end %", title=str(run))
+    for b in summary["budgets"]:
+        table.add_row(
+            str(b["budget"]),
+            f"{100 * b['accuracy']:.1f}",
+            f"{100 * b['ci95'][0]:.1f}–{100 * b['ci95'][1]:.1f}",
+            f"{b['mean_thinking_tokens']:.1f}",
+            f"{100 * b['forced_end_rate']:.1f}",
+        )
+    out.print(table)
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -235,6 +235,112 @@ class StructuredSpec(BaseModel):
         return self
 
 
+class EvalSpec(BaseModel):
+    """One evaluation: a model on a benchmark over budgets × seeds × samples."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str
+    benchmark: str
+    split: str = "test"
+    limit: int | None = None
+    budgets: list[int]
+    wait: int = 0
+    min_budget: int = 0
+    samples: int = 1
+    temperature: float = 0.0
+    top_p: float = 1.0
+    seeds: list[int] = [0]
+    answer_budget: int = 64
+    engine: str = "hf"
+    batch_size: int = 32
+    dtype: str = "auto"
+    device: str = "cpu"
+    think_open: str | None = None
+    think_close: str | None = None
+    label: str | None = None
+    grade_timeout: float = 5.0
+    trust_remote_code: bool = False
+    out: Path
+    overwrite: bool = False
+
+    @field_validator("budgets")
+    @classmethod
+    def _budgets(cls, v: list[int]) -> list[int]:
+        if not v:
+            raise ValueError("give at least one budget")
+        if any(b < 0 for b in v):
+            raise ValueError(f"budgets must be non-negative integers, got {v}")
+        if len(set(v)) != len(v):
+            raise ValueError(f"budgets repeat: {v}")
+        return sorted(v)
+
+    @field_validator("answer_budget", "samples", "batch_size")
+    @classmethod
+    def _positive(cls, v: int) -> int:
+        if v < 1:
+            raise ValueError(f"must be ≥ 1, got {v}")
+        return v
+
+    @field_validator("limit")
+    @classmethod
+    def _limit(cls, v: int | None) -> int | None:
+        if v is not None and v < 1:
+            raise ValueError(f"must be ≥ 1, got {v}")
+        return v
+
+    @field_validator("wait", "min_budget")
+    @classmethod
+    def _non_negative(cls, v: int) -> int:
+        if v < 0:
+            raise ValueError(f"must be ≥ 0, got {v}")
+        return v
+
+    @field_validator("temperature")
+    @classmethod
+    def _temperature(cls, v: float) -> float:
+        if v < 0:
+            raise ValueError(f"temperature must be ≥ 0, got {v}")
+        return v
+
+    @field_validator("top_p")
+    @classmethod
+    def _top_p(cls, v: float) -> float:
+        if not 0 < v <= 1:
+            raise ValueError(f"top-p must be in (0, 1], got {v}")
+        return v
+
+    @field_validator("seeds")
+    @classmethod
+    def _seeds(cls, v: list[int]) -> list[int]:
+        if not v or len(set(v)) != len(v):
+            raise ValueError(f"seeds must be distinct and at least one, got {v}")
+        return v
+
+    @field_validator("engine")
+    @classmethod
+    def _engine(cls, v: str) -> str:
+        if v not in ("hf", "vllm"):
+            raise ValueError(f"unknown engine {v!r}; choose hf or vllm")
+        return v
+
+    @field_validator("dtype")
+    @classmethod
+    def _dtype(cls, v: str) -> str:
+        if v not in DTYPE_NAMES:
+            raise ValueError(f"unknown dtype {v!r}; choose one of {', '.join(DTYPE_NAMES)}")
+        return v
+
+    @model_validator(mode="after")
+    def _cross(self) -> EvalSpec:
+        if self.temperature == 0 and self.samples > 1:
+            raise ValueError("greedy decoding (temperature 0) gives identical samples: use --temperature > 0 "
+                             "for --samples > 1")
+        if (self.think_open is None) != (self.think_close is None):
+            raise ValueError("give both --think-open and --think-close, or neither")
+        return self
+
+
 def validated(cls: type[BaseModel], **fields: object) -> BaseModel:
     """Build a spec, turning pydantic's multi-line report into one user-facing line."""
     try:

@@ -1,0 +1,40 @@
+"""The engine protocol: ``generate(requests) -> completions``, the same for every backend.
+
+A request is token ids in, token ids out: its own token budget, stop tokens, and a seed (``None`` =
+greedy). Continuing an earlier prefix is a request whose prompt ends with that prefix. Per-request seeds
+make sampling independent of batch composition and of ``max_new_tokens``, which is what lets a budget
+sweep reuse one thinking trace for every budget.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+@dataclass
+class Request:
+    prompt_ids: list[int]
+    max_new_tokens: int
+    stop_ids: Sequence[int] = ()
+    seed: int | None = None  # None: greedy
+    temperature: float = 1.0
+    top_p: float = 1.0
+
+
+@dataclass
+class Completion:
+    ids: list[int]  # generated ids, without the stop token
+    stop_id: int | None = None  # the stop token that ended it, None if the budget ran out
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def stopped(self) -> bool:
+        return self.stop_id is not None
+
+
+class Engine(Protocol):
+    name: str
+
+    def generate(self, requests: Sequence[Request]) -> list[Completion]: ...

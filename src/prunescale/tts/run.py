@@ -1,0 +1,257 @@
+"""One evaluation run: items × seeds × samples, every budget by prefix reuse, graded, written as it goes.
+
+Run folder: ``spec.json`` (what was asked), ``samples.jsonl`` (one line per sample and budget, appended
+group by group and flushed, so a crash loses at most the group in flight and a re-run resumes), and
+``summary.json`` (written last, atomically).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from prunescale.config import EvalSpec
+from prunescale.errors import PrunescaleError
+from prunescale.provenance import environment
+from prunescale.tts.benchmarks import Item, load_benchmark
+from prunescale.tts.forcing import Policy, answer_phase, think
+from prunescale.tts.grading import Grader, extract_letter, extract_math
+from prunescale.tts.metrics import cov_at_k, maj_at_k, pass_at_k
+from prunescale.tts.prompting import answer_cue, render, think_format
+from prunescale.tts.stats import bootstrap_ci
+
+SAMPLES, SUMMARY, SPEC = "samples.jsonl", "summary.json", "spec.json"
+RESUMABLE = (
+    "model",
+    "benchmark",
+    "split",
+    "limit",
+    "budgets",
+    "wait",
+    "min_budget",
+    "samples",
+    "temperature",
+    "top_p",
+    "seeds",
+    "answer_budget",
+    "think_open",
+    "think_close",
+    "label",
+)
+
+
+def spec_key(spec: EvalSpec) -> str:
+    fields = {k: getattr(spec, k) for k in RESUMABLE}
+    return hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def request_seed(seed: int, item_id: str, sample: int) -> int:
+    return int(hashlib.sha256(f"{seed}/{item_id}/{sample}".encode()).hexdigest()[:15], 16)
+
+
+def read_samples(path: Path) -> list[dict]:
+    """Complete lines only (a line cut by a crash is dropped and its group regenerated)."""
+    if not path.exists():
+        return []
+    rows = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            break
+    return rows
+
+
+def prepare_run_dir(spec: EvalSpec) -> tuple[Path, set[tuple]]:
+    """Create or resume the run folder; returns it and the (item, seed, sample) groups already done."""
+    out = Path(spec.out)
+    key = spec_key(spec)
+    if out.exists() and not out.is_dir():
+        raise PrunescaleError(f"--out {out} exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()):
+        previous = json.loads((out / SPEC).read_text()).get("key") if (out / SPEC).exists() else None
+        if spec.overwrite:
+            shutil.rmtree(out)
+        elif previous != key:
+            raise PrunescaleError(f"--out {out} holds a different run; pass --overwrite to replace it")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / SPEC).write_text(json.dumps({"key": key, **json.loads(spec.model_dump_json())}, indent=1) + "\n")
+    rows = read_samples(out / SAMPLES)
+    per_group: dict[tuple, int] = defaultdict(int)
+    for r in rows:
+        per_group[(r["item_id"], r["seed"], r["sample"])] += 1
+    done = {g for g, n in per_group.items() if n == len(spec.budgets)}
+    if len(rows) != sum(per_group[g] for g in done):  # drop partial groups so they are regenerated cleanly
+        keep = [r for r in rows if (r["item_id"], r["seed"], r["sample"]) in done]
+        tmp = out / (SAMPLES + ".tmp")
+        tmp.write_text("".join(json.dumps(r) + "\n" for r in keep))
+        os.replace(tmp, out / SAMPLES)
+    return out, done
+
+
+def _chunks(work: list, size: int) -> Iterator[list]:
+    for i in range(0, len(work), size):
+        yield work[i : i + size]
+
+
+def grade(item: Item, text: str, grader: Grader) -> tuple[str | None, bool, str]:
+    """(extracted answer, correct, status) of one answer phase."""
+    if item.kind == "tiny":
+        from prunescale.toy.tasks import verify
+
+        answer = text.strip() or None
+        return answer, bool(answer) and verify(item.question, answer), "ok" if answer else "no_answer"
+    if item.kind == "choice":
+        letter = extract_letter(text, len(item.choices))
+        return letter, letter == item.gold, "ok" if letter else "no_answer"
+    extracted = extract_math(text)
+    if extracted is None:
+        return None, False, "no_answer"
+    g = grader.equal_many([(extracted, item.gold)])[0]
+    return extracted, g.correct, g.status
+
+
+def evaluate_run(spec: EvalSpec, model, tok, engine, log: Callable[[str], None] = print, progress: bool = True) -> Path:
+    """Generate, grade and summarise (model and engine already loaded; see :func:`prunescale.api.evaluate`)."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    items = load_benchmark(spec.benchmark, spec.split, spec.limit, spec.seeds[0])
+    fmt = think_format(tok, (spec.think_open, spec.think_close) if spec.think_open else None)
+    out, done = prepare_run_dir(spec)
+    policy = Policy(spec.budgets, spec.wait, spec.min_budget, spec.answer_budget, spec.temperature, spec.top_p)
+    greedy = spec.temperature == 0
+    work = [(it, s, j) for it in items for s in spec.seeds for j in range(spec.samples) if (it.id, s, j) not in done]
+    label = spec.label or spec.model
+    stop_id = fmt.stop_id(tok)
+    columns = (
+        TextColumn("eval"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("samples × budgets"),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+    )
+    total = len(items) * len(spec.seeds) * spec.samples * len(spec.budgets)
+    with (
+        Grader(workers=1, timeout=spec.grade_timeout) as grader,
+        Progress(*columns, disable=not progress, transient=True) as bar,
+    ):
+        task = bar.add_task("eval", total=total, completed=len(done) * len(spec.budgets))
+        for chunk in _chunks(work, spec.batch_size * 2):
+            prompts = [tok(render(tok, it, fmt), add_special_tokens=False).input_ids for it, _, _ in chunk]
+            seeds = [None if greedy else request_seed(s, it.id, j) for it, s, j in chunk]
+            trajs = think(engine, tok, prompts, seeds, policy, stop_id)
+            results = answer_phase(
+                engine, tok, trajs, seeds, [answer_cue(it) for it, _, _ in chunk], fmt.closer, policy
+            )
+            lines = []
+            for (it, s, j), traj, per_budget in zip(chunk, trajs, results):
+                for r in per_budget:
+                    extracted, correct, status = grade(it, r.answer_text, grader)
+                    lines.append(
+                        {
+                            "benchmark": spec.benchmark,
+                            "item_id": it.id,
+                            "variant": label,
+                            "budget": r.budget,
+                            "seed": s,
+                            "sample": j,
+                            "thinking_tokens": r.think_tokens,
+                            "answer_tokens": len(r.answer_ids),
+                            "forced_end": r.forced_end,
+                            "wait_rounds": r.waits,
+                            "finish_reason": r.finish,
+                            "extracted": extracted,
+                            "gold": it.gold,
+                            "correct": correct,
+                            "status": status if r.finish != "no_answer" else "no_answer",
+                            "thinking": tok.decode(traj.think_ids[: r.think_tokens]),
+                            "answer": r.answer_text,
+                        }
+                    )
+            with (out / SAMPLES).open("a", encoding="utf-8") as fh:
+                fh.write("".join(json.dumps(x) + "\n" for x in lines))
+                fh.flush()
+                os.fsync(fh.fileno())
+            bar.advance(task, len(lines))
+        summary = summarise(read_samples(out / SAMPLES), spec, grader)
+    summary["environment"] = environment()
+    tmp = out / (SUMMARY + ".tmp")
+    tmp.write_text(json.dumps(summary, indent=1) + "\n")
+    os.replace(tmp, out / SUMMARY)
+    return out
+
+
+def _ks(n: int) -> list[int]:
+    ks, k = [], 1
+    while k < n:
+        ks.append(k)
+        k *= 2
+    return [*ks, n]
+
+
+def summarise(rows: list[dict], spec: EvalSpec, grader: Grader) -> dict:
+    """Accuracy per budget with item-bootstrap CIs; pass@k / maj@k / cov@k when several samples."""
+    by_budget: dict[int, list[dict]] = defaultdict(list)
+    for r in rows:
+        by_budget[r["budget"]].append(r)
+    per_budget = []
+    for b in sorted(by_budget):
+        rs = by_budget[b]
+        per_item: dict[str, list[float]] = defaultdict(list)
+        for r in rs:
+            per_item[r["item_id"]].append(float(r["correct"]))
+        acc, low, high = bootstrap_ci([sum(v) / len(v) for v in per_item.values()])
+        entry = {
+            "budget": b,
+            "samples": len(rs),
+            "items": len(per_item),
+            "accuracy": acc,
+            "ci95": [low, high],
+            "mean_thinking_tokens": sum(r["thinking_tokens"] for r in rs) / len(rs),
+            "forced_end_rate": sum(r["forced_end"] for r in rs) / len(rs),
+            "no_answer_rate": sum(r["status"] == "no_answer" for r in rs) / len(rs),
+            "mean_wait_rounds": sum(r["wait_rounds"] for r in rs) / len(rs),
+        }
+        if spec.samples > 1:
+            groups: dict[tuple, list[dict]] = defaultdict(list)
+            for r in rs:
+                groups[(r["item_id"], r["seed"])].append(r)
+            equal = (
+                (lambda a, c: a == c)
+                if "tiny" in spec.benchmark or all(r["gold"] in "ABCDEFGHIJ" for r in rs)
+                else (lambda a, c: a == c or grader.equal_many([(a, c)])[0].correct)
+            )
+            for k in _ks(spec.samples):
+                vals = {"pass": [], "maj": [], "cov": []}
+                for g in groups.values():
+                    g = sorted(g, key=lambda r: r["sample"])
+                    correct = [r["correct"] for r in g]
+                    vals["pass"].append(pass_at_k(len(g), sum(correct), k))
+                    vals["cov"].append(cov_at_k(correct, k))
+                    vals["maj"].append(maj_at_k([r["extracted"] for r in g], correct, k, equal))
+                for name, v in vals.items():
+                    entry[f"{name}@{k}"] = sum(v) / len(v)
+        per_budget.append(entry)
+    return {
+        "benchmark": spec.benchmark,
+        "model": spec.model,
+        "variant": spec.label or spec.model,
+        "seeds": spec.seeds,
+        "samples_per_item": spec.samples,
+        "temperature": spec.temperature,
+        "budgets": per_budget,
+    }
