@@ -138,7 +138,7 @@ def answer_phase(
                 lead = [] if (not kept or tok.decode(kept[-1:]).endswith("\n")) else newline
                 cue_ids = tok(cue, add_special_tokens=False).input_ids
                 ctx, prefix = t.prompt_ids + kept + lead + closer_ids + cue_ids, cue
-            key = tuple(ctx)
+            key = (tuple(ctx), seed)  # the same context under the same seed: one answer, shared by budgets
             if key not in contexts:
                 contexts[key] = len(reqs)
                 reqs.append(Request(ctx, policy.answer_budget, (tok.eos_token_id,), round_seed(seed, 10_000),

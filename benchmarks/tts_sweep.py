@@ -1,0 +1,98 @@
+"""Cost of the budget sweep and throughput of the hf engine, each against a baseline in the same run.
+
+1. Sweep: a 5-budget sweep with prefix reuse vs the largest budget alone (both: thinking + answers).
+   Reported as a ratio of wall time and of tokens pushed through the model (target ≤ 1.15).
+2. Engine: useful (generated, kept) tokens per second of the hf engine vs plain ``model.generate`` with
+   the same batches on a mixed-length workload (target ≥ 1.5×). Plain generate keeps finished rows in
+   the batch until the longest one ends; the engine drops them from the batch and the KV cache.
+
+    python benchmarks/tts_sweep.py [--model tiny-reasoner] [--items 200]
+
+Ends with one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+import torch
+
+
+def main() -> None:
+    from prunescale.models.loader import load_model
+    from prunescale.tts.benchmarks import load_benchmark
+    from prunescale.tts.engines.base import Request
+    from prunescale.tts.engines.hf import HFEngine
+    from prunescale.tts.forcing import Policy, answer_phase, think
+    from prunescale.tts.prompting import answer_cue, render, think_format
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--model", default="tiny-reasoner")
+    ap.add_argument("--items", type=int, default=200)
+    ap.add_argument("--batch-size", type=int, default=32)
+    args = ap.parse_args()
+    lm = load_model(args.model, dtype="fp32")
+    tok = lm.tokenizer
+    items = load_benchmark("tiny", "test", args.items, 0)
+    fmt = think_format(tok)
+    prompts = [tok(render(tok, it, fmt), add_special_tokens=False).input_ids for it in items]
+    cues = [answer_cue(it) for it in items]
+    seeds = [None] * len(items)
+    budgets = [12, 24, 48, 96, 192]
+
+    def run(bs: list[int]) -> tuple[float, int]:
+        engine = HFEngine(lm.model, tok.pad_token_id, args.batch_size)
+        policy = Policy(bs, answer_budget=4)
+        t0 = time.perf_counter()
+        trajs = think(engine, tok, prompts, seeds, policy, fmt.stop_id(tok))
+        answer_phase(engine, tok, trajs, seeds, cues, fmt.closer, policy)
+        return time.perf_counter() - t0, engine.forward_tokens
+
+    run(budgets[:1])  # warm-up
+    t_sweep, tok_sweep = run(budgets)
+    t_max, tok_max = run(budgets[-1:])
+    print(f"sweep {t_sweep:.2f} s vs largest budget alone {t_max:.2f} s", file=sys.stderr)
+
+    # engine vs plain generate on a mixed-length workload: thinking up to 192 tokens, stop at </think>
+    stop = fmt.stop_id(tok)
+    engine = HFEngine(lm.model, tok.pad_token_id, args.batch_size)
+    t0 = time.perf_counter()
+    outs = engine.generate([Request(p, 192, (stop, tok.eos_token_id)) for p in prompts])
+    t_engine = time.perf_counter() - t0
+    useful = sum(len(o.ids) for o in outs)
+    t0 = time.perf_counter()
+    plain_useful = 0
+    tok.padding_side = "left"
+    for i in range(0, len(prompts), args.batch_size):
+        batch = prompts[i : i + args.batch_size]
+        width = max(map(len, batch))
+        ids = torch.tensor([[tok.pad_token_id] * (width - len(p)) + p for p in batch])
+        mask = (torch.arange(width)[None, :] >= torch.tensor([width - len(p) for p in batch])[:, None]).long()
+        gen = lm.model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=192, do_sample=False,
+                                eos_token_id=[stop, tok.eos_token_id], pad_token_id=tok.pad_token_id)[:, width:]
+        for row in gen.tolist():
+            kept = 0
+            for t in row:
+                if t in (stop, tok.eos_token_id):
+                    break
+                kept += 1
+            plain_useful += kept
+    t_plain = time.perf_counter() - t0
+    print(f"engine {useful / t_engine:.0f} useful tok/s vs generate {plain_useful / t_plain:.0f}", file=sys.stderr)
+    print(json.dumps({
+        "benchmark": "tts_sweep", "model": args.model, "items": len(items), "budgets": budgets,
+        "sweep_seconds": round(t_sweep, 3), "largest_budget_seconds": round(t_max, 3),
+        "sweep_over_largest_time": round(t_sweep / t_max, 3),
+        "sweep_over_largest_tokens": round(tok_sweep / tok_max, 3),
+        "engine_useful_tokens_per_s": round(useful / t_engine, 1),
+        "generate_useful_tokens_per_s": round(plain_useful / t_plain, 1),
+        "engine_over_generate": round((useful / t_engine) / (plain_useful / t_plain), 3),
+        "same_useful_tokens": useful == plain_useful,
+    }))
+
+
+if __name__ == "__main__":
+    main()

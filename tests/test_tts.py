@@ -1,0 +1,191 @@
+"""The test-time-scaling engine: hf decoding, budget forcing, prefix reuse, the eval run folder."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from conftest import tiny_model
+from prunescale.cli import app
+from prunescale.toy.tokenizer import build_tokenizer
+from prunescale.tts.engines.base import Completion, Request
+from prunescale.tts.engines.hf import HFEngine
+from prunescale.tts.forcing import Policy, answer_phase, think
+from prunescale.tts.metrics import cov_at_k, maj_at_k, pass_at_k
+
+TOK = build_tokenizer()
+CLOSE = TOK.convert_tokens_to_ids("</think>")
+
+
+@pytest.fixture(scope="module")
+def model():
+    return tiny_model("qwen3", vocab=len(TOK))
+
+
+def _prompts(n=5):
+    g = torch.Generator().manual_seed(0)
+    return [torch.randint(5, 50, (int(L),), generator=g).tolist() for L in torch.randint(3, 12, (n,), generator=g)]
+
+
+def test_hf_engine_greedy_equals_generate(model):
+    engine = HFEngine(model, pad_id=0, batch_size=3)
+    reqs = [Request(p, max_new_tokens=m, stop_ids=[7]) for p, m in zip(_prompts(), (10, 3, 12, 6, 8))]
+    for r, out in zip(reqs, engine.generate(reqs)):
+        ref = model.generate(torch.tensor([r.prompt_ids]), max_new_tokens=r.max_new_tokens, do_sample=False,
+                             eos_token_id=7, pad_token_id=0)[0, len(r.prompt_ids):].tolist()
+        assert out.ids == (ref[: ref.index(7)] if 7 in ref else ref)
+        assert out.stopped == (7 in ref)
+        assert len(out.ids) <= r.max_new_tokens
+
+
+def test_seeded_sampling_ignores_batch_and_budget(model):
+    engine = HFEngine(model, pad_id=0, batch_size=4)
+    p = _prompts()
+    alone = engine.generate([Request(p[0], 12, seed=5, temperature=1.0)])[0].ids
+    mixed = engine.generate([Request(p[1], 4, seed=9), Request(p[0], 6, seed=5), Request(p[2], 9, seed=1)])[1].ids
+    assert alone[:6] == mixed
+    other_seed = engine.generate([Request(p[0], 12, seed=6, temperature=1.0)])[0].ids
+    assert other_seed != alone
+
+
+class ScriptedEngine:
+    """Thinks 'ab' then closes, every round; answers 'x'. Lets the state machine be checked exactly."""
+
+    name = "scripted"
+
+    def generate(self, requests):
+        a, b, x = (TOK.convert_tokens_to_ids(c) for c in "abx")
+        outs = []
+        for r in requests:
+            if r.stop_ids == (TOK.eos_token_id,):
+                outs.append(Completion([x], TOK.eos_token_id))
+            else:
+                script = [a, b, CLOSE]
+                ids = script[: r.max_new_tokens]
+                stop = CLOSE if CLOSE in ids else None
+                outs.append(Completion([t for t in ids if t != CLOSE], stop))
+        return outs
+
+
+@pytest.mark.parametrize("wait, min_budget, budget, expect_waits, expect_forced", [
+    (0, 0, 10, 0, False),   # natural end after 2 tokens
+    (2, 0, 50, 2, False),   # two forced Wait rounds, then natural end
+    (0, 9, 50, 2, False),   # extend until ≥ 9 thinking tokens: 2 → 5(+Wait\n) ... counted cumulatively
+    (3, 0, 4, 1, True),     # the budget runs out during the extension
+    (0, 0, 0, 0, True),     # budget 0: closed at once
+])
+def test_state_machine_counts_rounds_and_respects_the_budget(wait, min_budget, budget, expect_waits, expect_forced):
+    engine = ScriptedEngine()
+    policy = Policy([budget], wait_rounds=wait, min_budget=min_budget, answer_budget=4)
+    trajs = think(engine, TOK, [[1, 2]], [None], policy, CLOSE)
+    (res,) = answer_phase(engine, TOK, trajs, [None], ["\n\n"], "</think>", policy)[0]
+    assert res.think_tokens <= budget
+    assert res.waits == expect_waits
+    assert res.forced_end is expect_forced
+    thinking = TOK.decode(trajs[0].think_ids[: res.think_tokens])
+    assert thinking.count("Wait") == expect_waits
+    if min_budget and not expect_forced:
+        assert res.think_tokens >= min_budget
+
+
+@pytest.mark.parametrize("temperature", [0.0, 1.0])
+def test_prefix_reuse_sweep_equals_separate_runs(model, temperature):
+    engine = HFEngine(model, pad_id=0, batch_size=8)
+    prompts = _prompts(6)
+    seeds = [None] * 6 if temperature == 0 else [11 * i + 1 for i in range(6)]
+    budgets = [0, 3, 7, 15]
+    sweep_policy = Policy(budgets, wait_rounds=1, answer_budget=5, temperature=temperature)
+    sweep = answer_phase(engine, TOK, think(engine, TOK, prompts, seeds, sweep_policy, CLOSE), seeds,
+                         ["\n\n"] * 6, "</think>", sweep_policy)
+    for bi, b in enumerate(budgets):
+        single = Policy([b], wait_rounds=1, answer_budget=5, temperature=temperature)
+        alone = answer_phase(engine, TOK, think(engine, TOK, prompts, seeds, single, CLOSE), seeds, ["\n\n"] * 6,
+                             "</think>", single)
+        for s_row, a_row in zip(sweep, alone):
+            s, a = s_row[bi], a_row[0]
+            assert (s.think_tokens, s.forced_end, s.waits, s.answer_ids) == (a.think_tokens, a.forced_end, a.waits,
+                                                                             a.answer_ids)
+            assert s.think_tokens <= b
+
+
+def test_metrics():
+    assert pass_at_k(5, 0, 1) == 0 and pass_at_k(5, 5, 3) == 1
+    assert pass_at_k(4, 1, 1) == pytest.approx(0.25)
+    assert pass_at_k(4, 1, 2) == pytest.approx(0.5)
+    assert cov_at_k([False, True, False], 1) == 0 and cov_at_k([False, True, False], 2) == 1
+    eq = lambda a, b: float(a) == float(b)  # noqa: E731
+    assert maj_at_k(["1", "1.0", "2"], [True, True, False], 3, eq) == 1.0
+    assert maj_at_k(["2", "1", "2"], [False, True, False], 3, eq) == 0.0
+    assert maj_at_k([None, None], [False, False], 2, eq) == 0.0
+
+
+runner = CliRunner()
+
+
+def _saved(tmp_path: Path, model) -> Path:
+    folder = tmp_path / "m"
+    model.save_pretrained(folder)
+    TOK.save_pretrained(folder)
+    return folder
+
+
+def test_eval_run_folder_and_resume(tmp_path: Path, model):
+    folder = _saved(tmp_path, model)
+    out = tmp_path / "run"
+    args = ["eval", "--model", str(folder), "--benchmark", "tiny", "--limit", "6", "--budgets", "0,4,8",
+            "--samples", "2", "--temperature", "1.0", "--seeds", "3,4", "--answer-budget", "4", "--out", str(out)]
+    assert runner.invoke(app, args).exit_code == 0
+    rows = [json.loads(x) for x in (out / "samples.jsonl").read_text().splitlines()]
+    assert len(rows) == 6 * 2 * 2 * 3
+    needed = {"benchmark", "item_id", "variant", "budget", "seed", "sample", "thinking_tokens", "answer_tokens",
+              "forced_end", "wait_rounds", "finish_reason", "extracted", "gold", "correct", "thinking", "answer"}
+    assert needed <= set(rows[0])
+    assert all(r["thinking_tokens"] <= r["budget"] for r in rows)
+    summary = json.loads((out / "summary.json").read_text())
+    assert [b["budget"] for b in summary["budgets"]] == [0, 4, 8]
+    assert {"pass@1", "pass@2", "maj@2", "cov@2"} <= set(summary["budgets"][0])
+    assert summary["environment"]["packages"]["transformers"]
+    # simulate a crash: keep the first 20 lines and half of the 21st, then resume
+    lines = (out / "samples.jsonl").read_text().splitlines(keepends=True)
+    (out / "samples.jsonl").write_text("".join(lines[:20]) + lines[20][:15])
+    (out / "summary.json").unlink()
+    assert runner.invoke(app, args).exit_code == 0
+    again = [json.loads(x) for x in (out / "samples.jsonl").read_text().splitlines()]
+    key = lambda r: (r["item_id"], r["seed"], r["sample"], r["budget"])  # noqa: E731
+    assert sorted(map(key, again)) == sorted(map(key, rows))  # nothing lost, nothing duplicated
+    assert {key(r): r["answer"] for r in again} == {key(r): r["answer"] for r in rows}
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--benchmark", "mmlu", "--budgets", "0,4"], "unknown benchmark"),
+    (["--benchmark", "tiny", "--budgets", "4,4"], "budgets repeat"),
+    (["--benchmark", "tiny", "--budgets", "-1,4"], "non-negative"),
+    (["--benchmark", "tiny", "--budgets", "a"], "comma-separated integers"),
+    (["--benchmark", "tiny", "--budgets", "4", "--answer-budget", "0"], "must be ≥ 1"),
+    (["--benchmark", "tiny", "--budgets", "4", "--samples", "0"], "must be ≥ 1"),
+    (["--benchmark", "tiny", "--budgets", "4", "--temperature", "-1"], "temperature must be ≥ 0"),
+    (["--benchmark", "tiny", "--budgets", "4", "--samples", "4"], "identical samples"),
+    (["--benchmark", "tiny", "--budgets", "4", "--engine", "vllm"], "vllm"),
+    (["--benchmark", "jsonl:/no/such.jsonl", "--budgets", "4"], "not found"),
+])
+def test_bad_eval_input(tmp_path: Path, model, args, message):
+    folder = _saved(tmp_path, model)
+    out = tmp_path / "run"
+    result = runner.invoke(app, ["eval", "--model", str(folder), "--out", str(out), *args])
+    assert result.exit_code == 2, result.output
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and message in errors[0], result.stderr
+    assert not out.exists()
+
+
+def test_malformed_jsonl_names_the_line(tmp_path: Path, model):
+    folder = _saved(tmp_path, model)
+    bad = tmp_path / "b.jsonl"
+    bad.write_text('{"question": "q", "answer": "1"}\nnot json\n')
+    result = runner.invoke(app, ["eval", "--model", str(folder), "--benchmark", f"jsonl:{bad}", "--budgets", "4",
+                                 "--out", str(tmp_path / "run")])
+    assert result.exit_code == 2 and "b.jsonl:2" in result.stderr
