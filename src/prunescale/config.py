@@ -253,6 +253,7 @@ class EvalSpec(BaseModel):
     seeds: list[int] = [0]
     answer_budget: int = 64
     engine: str = "hf"
+    tensor_parallel_size: int = 1
     batch_size: int = 32
     dtype: str = "auto"
     device: str = "cpu"
