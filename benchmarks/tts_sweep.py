@@ -47,7 +47,7 @@ def main() -> None:
         engine = HFEngine(lm.model, tok.pad_token_id, args.batch_size)
         policy = Policy(bs, answer_budget=4)
         t0 = time.perf_counter()
-        trajs = think(engine, tok, prompts, seeds, policy, fmt.stop_id(tok))
+        trajs = think(engine, tok, prompts, seeds, policy, fmt.stop(tok))
         answer_phase(engine, tok, trajs, seeds, cues, fmt.closer, policy)
         return time.perf_counter() - t0, engine.forward_tokens
 
@@ -57,7 +57,7 @@ def main() -> None:
     print(f"sweep {t_sweep:.2f} s vs largest budget alone {t_max:.2f} s", file=sys.stderr)
 
     # engine vs plain generate on a mixed-length workload: thinking up to 192 tokens, stop at </think>
-    stop = fmt.stop_id(tok)
+    (stop,) = fmt.stop(tok)  # the tiny reasoner's closer is one token
     engine = HFEngine(lm.model, tok.pad_token_id, args.batch_size)
     t0 = time.perf_counter()
     outs = engine.generate([Request(p, 192, (stop, tok.eos_token_id)) for p in prompts])

@@ -189,3 +189,33 @@ def test_malformed_jsonl_names_the_line(tmp_path: Path, model):
     result = runner.invoke(app, ["eval", "--model", str(folder), "--benchmark", f"jsonl:{bad}", "--budgets", "4",
                                  "--out", str(tmp_path / "run")])
     assert result.exit_code == 2 and "b.jsonl:2" in result.stderr
+
+
+def test_multi_token_stop_sequences(model):
+    engine = HFEngine(model, pad_id=0, batch_size=2)
+    p = _prompts(1)[0]
+    free = engine.generate([Request(p, 10)])[0].ids
+    seq = tuple(free[3:5])
+    out = engine.generate([Request(p, 10, stop_sequences=(seq,))])[0]
+    first = next(i for i in range(len(free) - 1) if tuple(free[i : i + 2]) == seq)
+    assert out.ids == free[:first] and out.stop_sequence == seq and out.stopped
+
+
+class EosInThinkingEngine(ScriptedEngine):
+    """Writes 'ab' and ends the whole reply (EOS) without ever closing its thinking."""
+
+    def generate(self, requests):
+        a, b, x = (TOK.convert_tokens_to_ids(c) for c in "abx")
+        return [Completion([x], TOK.eos_token_id) if r.stop_ids == (TOK.eos_token_id,) and not r.stop_sequences
+                and r.prompt_ids[-1] != TOK.eos_token_id and r.max_new_tokens == 4
+                else Completion([a, b], TOK.eos_token_id) for r in requests]
+
+
+def test_eos_inside_thinking_is_asked_for_an_answer():
+    engine = EosInThinkingEngine()
+    policy = Policy([1, 10], answer_budget=4)
+    trajs = think(engine, TOK, [[1, 2]], [None], policy, CLOSE)
+    assert trajs[0].hit_eos and trajs[0].natural_end == 2
+    short, long = answer_phase(engine, TOK, trajs, [None], ["\n\n"], "</think>", policy)[0]
+    assert short.forced_end and short.think_tokens == 1
+    assert not long.forced_end and long.think_tokens == 2 and long.answer_text == "\n\nx"

@@ -12,7 +12,9 @@ first B tokens of the trajectory under any larger budget; so each budget is deri
 the short answer phase runs per budget (identical answer contexts are generated once):
 
 * natural end within B → the model's own closer, then its answer;
-* otherwise → thinking cut at B, the closer plus an answer cue forced, then the answer.
+* otherwise → thinking cut at B, the closer plus an answer cue forced, then the answer. A model that ends
+  its whole reply (EOS) inside the thinking block without a closer gets the same closer + cue, so it is
+  asked for an answer rather than graded on its thinking; this is recorded as a natural, not forced, end.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ class Trajectory:
     natural_end: int | None = None  # thinking length at the model's own final close
     waits: int = 0
     wait_at: list[int] = field(default_factory=list)
-    hit_eos: bool = False  # the model ended the whole reply inside its thinking
+    hit_eos: bool = False  # the model ended its whole reply inside the thinking block (no closer)
 
     def waits_within(self, budget: int) -> int:
         return sum(1 for p in self.wait_at if p < budget)
@@ -59,27 +61,28 @@ def think(
     prompts: Sequence[list[int]],
     seeds: Sequence[int | None],
     policy: Policy,
-    stop_id: int,
+    stop: int | tuple[int, ...],
 ) -> list[Trajectory]:
     """Generate each trajectory up to max(budgets), applying the Wait policy."""
     limit = max(policy.budgets)
+    seq = (stop,) if isinstance(stop, int) else tuple(stop)
+    stop_ids, stop_seqs = ((seq[0], tok.eos_token_id), ()) if len(seq) == 1 else ((tok.eos_token_id,), (seq,))
     wait_ids = tok(policy.wait_text, add_special_tokens=False).input_ids
     newline = tok("\n", add_special_tokens=False).input_ids
     trajs = [Trajectory(list(p)) for p in prompts]
     active = [i for i in range(len(trajs)) if limit > 0]
     rnd = 0
     while active:
-        reqs = [Request(trajs[i].prompt_ids + trajs[i].think_ids, limit - len(trajs[i].think_ids),
-                        (stop_id, tok.eos_token_id), round_seed(seeds[i], rnd), policy.temperature,
-                        policy.top_p) for i in active]
+        reqs = [Request(trajs[i].prompt_ids + trajs[i].think_ids, limit - len(trajs[i].think_ids), stop_ids,
+                        round_seed(seeds[i], rnd), policy.temperature, policy.top_p, stop_seqs) for i in active]
         outs = engine.generate(reqs)
         nxt = []
         for i, out in zip(active, outs):
             t = trajs[i]
             t.think_ids += out.ids
-            if out.stop_id is None:  # budget exhausted: forced end for every budget
+            if not out.stopped:  # budget exhausted: forced end for every budget
                 continue
-            if out.stop_id == tok.eos_token_id and out.stop_id != stop_id:
+            if out.stop_id == tok.eos_token_id and out.stop_sequence is None and seq != (tok.eos_token_id,):
                 t.hit_eos = True
                 t.natural_end = len(t.think_ids)
                 continue
@@ -129,10 +132,7 @@ def answer_phase(
         for b in policy.budgets:
             natural = t.natural_end is not None and t.natural_end <= b
             kept = t.think_ids[: t.natural_end] if natural else t.think_ids[:b]
-            if natural and t.hit_eos:
-                row.append((-1, len(kept), False, t.waits_within(b), ""))
-                continue
-            if natural:
+            if natural and not t.hit_eos:
                 ctx, prefix = t.prompt_ids + kept + closer_ids, ""
             else:
                 lead = [] if (not kept or tok.decode(kept[-1:]).endswith("\n")) else newline

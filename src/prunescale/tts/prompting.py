@@ -26,12 +26,12 @@ class ThinkFormat:
     def closer_ids(self, tok: PreTrainedTokenizerBase) -> list[int]:
         return tok(self.closer, add_special_tokens=False).input_ids
 
-    def stop_id(self, tok: PreTrainedTokenizerBase) -> int:
-        """The token that ends a thinking phase (the closer's first token, e.g. ``</think>``)."""
-        ids = self.closer_ids(tok)
+    def stop(self, tok: PreTrainedTokenizerBase) -> tuple[int, ...]:
+        """Token ids that end a thinking phase: one token for ``</think>``-style closers, else a sequence."""
+        ids = tuple(self.closer_ids(tok))
         if not ids:
             raise PrunescaleError(f"thinking closer {self.closer!r} tokenizes to nothing")
-        return ids[0]
+        return ids
 
 
 def think_format(tok: PreTrainedTokenizerBase, override: tuple[str, str] | None = None) -> ThinkFormat:

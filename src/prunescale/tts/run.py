@@ -134,7 +134,7 @@ def evaluate_run(spec: EvalSpec, model, tok, engine, log: Callable[[str], None] 
     greedy = spec.temperature == 0
     work = [(it, s, j) for it in items for s in spec.seeds for j in range(spec.samples) if (it.id, s, j) not in done]
     label = spec.label or spec.model
-    stop_id = fmt.stop_id(tok)
+    stop = fmt.stop(tok)
     columns = (
         TextColumn("eval"),
         BarColumn(),
@@ -153,7 +153,7 @@ def evaluate_run(spec: EvalSpec, model, tok, engine, log: Callable[[str], None] 
         for chunk in _chunks(work, spec.batch_size * 2):
             prompts = [tok(render(tok, it, fmt), add_special_tokens=False).input_ids for it, _, _ in chunk]
             seeds = [None if greedy else request_seed(s, it.id, j) for it, s, j in chunk]
-            trajs = think(engine, tok, prompts, seeds, policy, stop_id)
+            trajs = think(engine, tok, prompts, seeds, policy, stop)
             results = answer_phase(
                 engine, tok, trajs, seeds, [answer_cue(it) for it, _, _ in chunk], fmt.closer, policy
             )

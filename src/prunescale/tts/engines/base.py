@@ -21,17 +21,19 @@ class Request:
     seed: int | None = None  # None: greedy
     temperature: float = 1.0
     top_p: float = 1.0
+    stop_sequences: Sequence[tuple[int, ...]] = ()  # multi-token stops (e.g. a plain-text "</think>")
 
 
 @dataclass
 class Completion:
     ids: list[int]  # generated ids, without the stop token
     stop_id: int | None = None  # the stop token that ended it, None if the budget ran out
+    stop_sequence: tuple[int, ...] | None = None  # the multi-token stop that ended it (stripped from ids)
     meta: dict = field(default_factory=dict)
 
     @property
     def stopped(self) -> bool:
-        return self.stop_id is not None
+        return self.stop_id is not None or self.stop_sequence is not None
 
 
 class Engine(Protocol):

@@ -82,6 +82,11 @@ class HFEngine:
                     res.stop_id = tok
                     continue
                 res.ids.append(tok)
+                hit = next((s for s in r.stop_sequences if s and tuple(res.ids[-len(s) :]) == s), None)
+                if hit is not None:
+                    del res.ids[-len(hit) :]
+                    res.stop_sequence = hit
+                    continue
                 if len(res.ids) >= r.max_new_tokens:
                     continue
                 nxt.append(tok)
