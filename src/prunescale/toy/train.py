@@ -155,8 +155,12 @@ def train(args: argparse.Namespace) -> dict:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    config = build_config(args.layers, args.hidden, args.intermediate, args.heads, args.kv_heads)
-    model = Qwen3ForCausalLM(config).to(device)
+    if args.init:  # continue from an earlier checkpoint (a fresh schedule; recorded in training.json)
+        model = Qwen3ForCausalLM.from_pretrained(args.init, dtype=torch.float32).to(device)
+        config = model.config
+    else:
+        config = build_config(args.layers, args.hidden, args.intermediate, args.heads, args.kv_heads)
+        model = Qwen3ForCausalLM(config).to(device)
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
     opt = torch.optim.AdamW(
@@ -230,6 +234,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--wait-frac", type=float, default=0.15)
     ap.add_argument("--nothink-frac", type=float, default=0.05)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--init", default=None, help="start from this checkpoint folder instead of random weights")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     ap.add_argument("--eval-items", type=int, default=200, help="validation items for the final check")
