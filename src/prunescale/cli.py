@@ -461,5 +461,47 @@ def eval_cmd(
     out.print(table)
 
 
+@app.command()
+@user_errors
+def study(
+    spec: Annotated[Path, typer.Argument(help="Study YAML (see examples/demo.yaml, examples/paper.yaml).")],
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Study folder (default runs/<name>).")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the expanded grid and what is cached.")] = False,
+    jobs: Annotated[int, typer.Option(help="Variants run in parallel (local executor).")] = 1,
+    executor: Annotated[str, typer.Option(help="local | ray")] = "local",
+) -> None:
+    """Run a whole pruning × test-time-scaling study from one YAML, resumably, then write the report.
+
+    Each variant is pruned once and each (variant, benchmark) evaluated once; every stage is cached by a
+    content hash of its inputs, so re-running reuses finished work and resumes unfinished work.
+
+    Example: prunescale study examples/demo.yaml --out runs/demo
+    """
+    from prunescale.study.runner import run_study
+
+    folder, rows = run_study(spec, out_dir, dry_run=dry_run, jobs=jobs, executor=executor, log=err.print)
+    if dry_run:
+        table = Table("variant", "kind", "benchmark", "pruned", "evaluated", title=f"{spec} → {folder}")
+        for r in rows:
+            table.add_row(r["variant"], r["kind"], r["benchmark"], r["pruned"], r["evaluated"])
+        out.print(table)
+        return
+    out.print(f"results: {folder / 'results.csv'}\nreport: {folder / 'report.md'} and {folder / 'report.html'}")
+
+
+@app.command()
+@user_errors
+def report(
+    folder: Annotated[Path, typer.Argument(help="A finished study folder.")],
+) -> None:
+    """Re-write report.md, report.html and the plots of a study folder.
+
+    Example: prunescale report runs/demo
+    """
+    from prunescale.report.study_report import write_report
+
+    out.print(f"report: {write_report(folder)}")
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -1,0 +1,332 @@
+"""Run a study: prune each variant once, evaluate each (variant, benchmark) once, then tabulate and report.
+
+Every stage is cached by content hash (see :mod:`store`) so a re-run reuses finished work and resumes
+unfinished work; a crash at any point loses at most the sample group in flight.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from prunescale.errors import PrunescaleError
+from prunescale.study.spec import StudySpec, Variant, expand, load_spec
+from prunescale.study.store import (
+    claim_folder,
+    clean_stale_temps,
+    stage_key,
+    study_lock,
+    write_json_atomic,
+    write_text_atomic,
+)
+
+RESULT_COLUMNS = (
+    "variant",
+    "kind",
+    "method",
+    "allocation",
+    "target_sparsity",
+    "realised_sparsity",
+    "removed_param_fraction",
+    "benchmark",
+    "split",
+    "budget",
+    "seed",
+    "items",
+    "accuracy",
+    "ci_low",
+    "ci_high",
+    "mean_thinking_tokens",
+    "forced_end_rate",
+    "no_answer_rate",
+)
+
+
+@dataclass
+class Stage:
+    variant: Variant
+    prune_dir: Path | None
+    evals: list[tuple[str, Path]] = field(default_factory=list)
+
+
+def _prune_inputs(spec: StudySpec, v: Variant) -> dict:
+    fields = v.model_dump(exclude={"name"})
+    return {"model": spec.model, "dtype": spec.dtype, "variant": fields, "calibration": spec.calibration.model_dump()}
+
+
+def plan(spec: StudySpec, out: Path) -> list[Stage]:
+    stages = []
+    for v in expand(spec):
+        prune_dir = (
+            None if v.kind == "dense" else out / "prune" / f"{v.name}-{stage_key('prune', _prune_inputs(spec, v))}"
+        )
+        model_key = f"dense:{spec.model}" if prune_dir is None else prune_dir.name
+        stage = Stage(v, prune_dir)
+        for b in spec.eval.benchmarks:
+            inputs = {"model": model_key, "benchmark": b, "eval": spec.eval.model_dump(exclude={"benchmarks"})}
+            stage.evals.append(
+                (b, out / "eval" / f"{v.name}-{b.replace(':', '_').replace('/', '_')}-{stage_key('eval', inputs)}")
+            )
+        stages.append(stage)
+    return stages
+
+
+def prune_done(d: Path | None) -> bool:
+    return d is None or (d / "pruning_manifest.json").exists()
+
+
+def eval_done(d: Path) -> bool:
+    return (d / "summary.json").exists()
+
+
+def _prune(spec: StudySpec, v: Variant, folder: Path, log: Callable[[str], None]) -> None:
+    from prunescale.api import prune, prune_structured
+    from prunescale.config import PruneSpec, StructuredSpec, validated
+
+    cal = spec.calibration
+    common = dict(
+        model=spec.model,
+        method=v.method,
+        calib=cal.source,
+        nsamples=cal.nsamples,
+        seqlen=cal.seqlen,
+        seed=cal.seed,
+        device=spec.device,
+        dtype=spec.dtype,
+        out=folder,
+        overwrite=True,
+    )
+    if v.kind == "structured":
+        s = validated(
+            StructuredSpec, **common, remove_layers=v.remove_layers, match_sparsity=v.match_sparsity, layers=v.layers
+        )
+        prune_structured(s, log=log)
+    else:
+        s = validated(
+            PruneSpec,
+            **common,
+            sparsity=v.sparsity,
+            nm=v.nm,
+            allocation=v.allocation,
+            owl_m=v.owl_m,
+            owl_lambda=v.owl_lambda,
+            epsilon=v.epsilon,
+        )
+        prune(s, log=log, progress=False)
+
+
+def _evaluate(spec: StudySpec, model: str, v: Variant, bench: str, folder: Path, log: Callable[[str], None]) -> None:
+    from prunescale.api import evaluate
+    from prunescale.config import EvalSpec, validated
+
+    e = spec.eval
+    es = validated(
+        EvalSpec,
+        model=model,
+        benchmark=bench,
+        split=e.split,
+        limit=e.limit,
+        budgets=e.budgets,
+        wait=e.wait,
+        min_budget=e.min_budget,
+        samples=e.samples,
+        temperature=e.temperature,
+        top_p=e.top_p,
+        seeds=e.seeds,
+        answer_budget=e.answer_budget,
+        engine=e.engine,
+        tensor_parallel_size=e.tensor_parallel_size,
+        batch_size=e.batch_size,
+        dtype=e.dtype,
+        device=e.device,
+        label=v.name,
+        out=folder,
+    )
+    evaluate(es, log=log, progress=False)
+
+
+def run_variant(spec_dict: dict, stage_index: int, out: str) -> list[str]:
+    """Prune (if needed) and evaluate one variant; importable so Ray / process pools can call it."""
+    spec = StudySpec(**spec_dict)
+    stage = plan(spec, Path(out))[stage_index]
+    done: list[str] = []
+    log = lambda _m: None  # noqa: E731
+    if not prune_done(stage.prune_dir):
+        assert stage.prune_dir is not None
+        _prune(spec, stage.variant, stage.prune_dir, log)
+        done.append(f"pruned {stage.variant.name}")
+    model = spec.model if stage.prune_dir is None else str(stage.prune_dir)
+    for bench, folder in stage.evals:
+        if not eval_done(folder):
+            _evaluate(spec, model, stage.variant, bench, folder, log)
+            done.append(f"evaluated {stage.variant.name} on {bench}")
+    return done
+
+
+def describe_plan(stages: list[Stage]) -> list[dict]:
+    rows = []
+    for s in stages:
+        for bench, folder in s.evals:
+            rows.append(
+                {
+                    "variant": s.variant.name,
+                    "kind": s.variant.kind,
+                    "benchmark": bench,
+                    "pruned": "cached" if s.prune_dir is None or prune_done(s.prune_dir) else "to do",
+                    "evaluated": "cached" if eval_done(folder) else ("partial" if folder.exists() else "to do"),
+                }
+            )
+    return rows
+
+
+def run_study(
+    spec_path: Path,
+    out: Path | None = None,
+    dry_run: bool = False,
+    jobs: int = 1,
+    executor: str = "local",
+    log: Callable[[str], None] = print,
+) -> tuple[Path, list[dict]]:
+    """Run (or with ``dry_run`` only describe) a study; returns the study folder and the plan rows."""
+    spec = load_spec(spec_path)
+    out = Path(out) if out else Path("runs") / spec.name
+    stages = plan(spec, out)
+    if executor not in ("local", "ray"):
+        raise PrunescaleError(f"unknown executor {executor!r}; choose local or ray")
+    if jobs < 1:
+        raise PrunescaleError(f"--jobs must be ≥ 1, got {jobs}")
+    if dry_run:  # describes the grid only: needs neither models nor benchmark data
+        return out, describe_plan(stages)
+    _check_benchmarks(spec)
+    claim_folder(out, spec.name)
+    with study_lock(out):
+        write_json_atomic(out / "study.json", {"name": spec.name, "spec": spec.model_dump()})
+        (out / "spec.yaml").write_text(Path(spec_path).read_text())
+        for sub in ("prune", "eval"):
+            (out / sub).mkdir(parents=True, exist_ok=True)
+            clean_stale_temps(out / sub)
+        todo = [
+            i for i, s in enumerate(stages) if not prune_done(s.prune_dir) or not all(eval_done(f) for _, f in s.evals)
+        ]
+        log(f"{len(stages)} variants × {len(spec.eval.benchmarks)} benchmarks; {len(todo)} variants have work to do")
+        _execute(spec, todo, out, jobs, executor, log)
+        rows = collect_results(spec, stages)
+        write_text_atomic(out / "results.csv", results_csv(rows))
+        from prunescale.report.study_report import write_report
+
+        write_report(out)
+    return out, describe_plan(stages)
+
+
+def _check_benchmarks(spec: StudySpec) -> None:
+    from prunescale.tts.benchmarks import load_benchmark
+
+    for b in spec.eval.benchmarks:
+        load_benchmark(b, spec.eval.split, 1, spec.eval.seeds[0])  # offline hub benchmarks fail here, clearly
+
+
+def _execute(spec: StudySpec, todo: list[int], out: Path, jobs: int, executor: str, log: Callable[[str], None]) -> None:
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    spec_dict = spec.model_dump()
+    if executor == "ray":
+        try:
+            import ray
+        except ImportError:
+            raise PrunescaleError("--executor ray needs ray: pip install 'prunescale[ray]'") from None
+        ray.init(ignore_reinit_error=True)
+        gpus = 1 if spec.eval.device.startswith("cuda") or spec.device.startswith("cuda") else 0
+        task = ray.remote(num_gpus=gpus)(run_variant)
+        for messages in ray.get([task.remote(spec_dict, i, str(out)) for i in todo]):
+            for m in messages:
+                log(m)
+        return
+    columns = (
+        TextColumn("study"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("variants"),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, transient=True) as bar:
+        task_id = bar.add_task("study", total=len(todo))
+        if jobs == 1:
+            for i in todo:
+                for m in run_variant(spec_dict, i, str(out)):
+                    log(m)
+                bar.advance(task_id)
+        else:
+            import multiprocessing as mp
+            from concurrent.futures import ProcessPoolExecutor, as_completed
+
+            with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn")) as pool:
+                futures = [pool.submit(run_variant, spec_dict, i, str(out)) for i in todo]
+                for fut in as_completed(futures):
+                    for m in fut.result():
+                        log(m)
+                    bar.advance(task_id)
+
+
+def collect_results(spec: StudySpec, stages: list[Stage]) -> list[dict]:
+    """One row per variant × benchmark × budget × seed, from each run's samples.jsonl."""
+    from collections import defaultdict
+
+    from prunescale.tts.run import read_samples
+    from prunescale.tts.stats import bootstrap_ci
+
+    rows = []
+    for s in stages:
+        manifest = json.loads((s.prune_dir / "pruning_manifest.json").read_text()) if s.prune_dir else {}
+        for bench, folder in s.evals:
+            groups: dict[tuple[int, int], dict[str, list[dict]]] = defaultdict(lambda: defaultdict(list))
+            for r in read_samples(folder / "samples.jsonl"):
+                groups[(r["budget"], r["seed"])][r["item_id"]].append(r)
+            for (budget, seed), items in sorted(groups.items()):
+                per_item = [sum(x["correct"] for x in v) / len(v) for v in items.values()]
+                flat = [x for v in items.values() for x in v]
+                acc, low, high = bootstrap_ci(per_item)
+                rows.append(
+                    {
+                        "variant": s.variant.name,
+                        "kind": s.variant.kind,
+                        "method": s.variant.method,
+                        "allocation": manifest.get("allocation", "") or "",
+                        "target_sparsity": manifest.get("target_sparsity") or 0.0,
+                        "realised_sparsity": manifest.get("realised_sparsity") or 0.0,
+                        "removed_param_fraction": manifest.get("removed_param_fraction") or 0.0,
+                        "benchmark": bench,
+                        "split": spec.eval.split,
+                        "budget": budget,
+                        "seed": seed,
+                        "items": len(items),
+                        "accuracy": acc,
+                        "ci_low": low,
+                        "ci_high": high,
+                        "mean_thinking_tokens": sum(x["thinking_tokens"] for x in flat) / len(flat),
+                        "forced_end_rate": sum(x["forced_end"] for x in flat) / len(flat),
+                        "no_answer_rate": sum(x["status"] == "no_answer" for x in flat) / len(flat),
+                    }
+                )
+    return rows
+
+
+def results_csv(rows: list[dict]) -> str:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=RESULT_COLUMNS, lineterminator="\n")
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: (f"{v:.6f}" if isinstance(v, float) else v) for k, v in r.items()})
+    return buf.getvalue()
