@@ -35,16 +35,10 @@ def test_version_and_help():
         assert result.exit_code == 0 and "Usage" in result.stdout
 
 
-def test_demo_refuses_non_empty_out_without_overwrite(tmp_path):
+def test_demo_refuses_a_folder_that_is_not_its_study(tmp_path):
     (tmp_path / "keep.txt").write_text("precious")
-    result = runner.invoke(app, ["demo", "--out", str(tmp_path), "--limit", "5"])
+    result = runner.invoke(app, ["demo", "--out", str(tmp_path)])
     assert result.exit_code == 2
-    assert result.stderr.count("\n") == 1 and "not empty" in result.stderr
+    assert result.stderr.count("\n") == 1 and "holds no study" in result.stderr
     assert "Traceback" not in result.output
     assert [p.name for p in tmp_path.iterdir()] == ["keep.txt"]
-
-
-def test_bad_option_value_exits_2(tmp_path):
-    result = runner.invoke(app, ["demo", "--out", str(tmp_path / "d"), "--limit", "0"])
-    assert result.exit_code == 2
-    assert not (tmp_path / "d").exists()

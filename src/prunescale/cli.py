@@ -101,23 +101,20 @@ def models(
 @app.command()
 @user_errors
 def demo(
-    out_dir: Annotated[Path, typer.Option("--out", help="Folder for the report (created).")] = Path("runs/demo"),
-    limit: Annotated[int, typer.Option(help="Test items (≥ 1).", min=1)] = 500,
-    hard: Annotated[int, typer.Option(help="Hard-split items (more steps than training).", min=1)] = 200,
-    seed: Annotated[int, typer.Option(help="Seed of the test items.")] = 0,
-    overwrite: Annotated[bool, typer.Option(help="Replace an existing report in --out.")] = False,
+    out_dir: Annotated[Path, typer.Option("--out", help="Study folder.")] = Path("runs/demo"),
 ) -> None:
-    """Accuracy vs thinking budget of the embedded tiny reasoner, written as a small report.
+    """The demo study on the embedded tiny reasoner: prune 12 ways, measure accuracy vs thinking budget.
 
-    Greedy decoding with budget forcing (the thinking is cut at each budget and the model must answer),
-    plus one forced "Wait" and a hard split. Runs offline on a CPU in about a minute.
+    Runs examples/demo.yaml (dense; Magnitude and Wanda at 20 % and 50 % with uniform and OWL; SparseGPT 50 %;
+    ShortGPT removing 1 and 2 blocks and a parameter-matched 20 %; 7 budgets; 300 test items) offline on a
+    CPU, then writes report.md / report.html. Re-running reuses every finished stage.
 
     Example: prunescale demo --out runs/demo
     """
-    from prunescale.api import demo as run_demo
+    from prunescale.study.runner import DEMO_SPEC, run_study
 
-    report = run_demo(out_dir, limit=limit, hard=hard, seed=seed, overwrite=overwrite, log=err.print)
-    out.print(f"report: {report}")
+    folder, _ = run_study(DEMO_SPEC, out_dir, log=err.print)
+    out.print(f"report: {folder / 'report.md'} (and report.html, results.csv, tts_curves.png)")
 
 
 @app.command()

@@ -24,6 +24,7 @@ from prunescale.study.store import (
     write_text_atomic,
 )
 
+DEMO_SPEC = Path(__file__).resolve().parent / "demo.yaml"
 RESULT_COLUMNS = (
     "variant",
     "kind",
