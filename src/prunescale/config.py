@@ -1,14 +1,15 @@
-"""Validated specifications (pydantic, ``extra="forbid"``): what the CLI and the API accept.
+"""Validated specifications (pydantic, ``extra="forbid"``): what the CLI, the API and study YAML accept.
 
-Cross-field rules live here, once, so the CLI, the Python API and (later) study YAML files reject the
-same bad inputs with the same messages.
+Cross-field rules live here, once, so every entry point rejects the same bad inputs with the same
+messages. Constraints shared by several specs are reusable annotated types.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
 from prunescale.errors import PrunescaleError
 
@@ -30,13 +31,41 @@ def parse_nm(text: str) -> tuple[int, int]:
     return n, m
 
 
+def _at_least(low: int) -> AfterValidator:
+    def check(v: int | None) -> int | None:
+        if v is not None and v < low:
+            raise ValueError(f"must be ≥ {low}, got {v}")
+        return v
+
+    return AfterValidator(check)
+
+
+def _dtype(v: str) -> str:
+    if v not in DTYPE_NAMES:
+        raise ValueError(f"unknown dtype {v!r}; choose one of {', '.join(DTYPE_NAMES)}")
+    return v
+
+
+def _method(v: str) -> str:
+    if v not in UNSTRUCTURED + STRUCTURED:
+        raise ValueError(f"unknown method {v!r}; choose one of {', '.join(UNSTRUCTURED + STRUCTURED)}")
+    return v
+
+
+Positive = Annotated[int, _at_least(1)]
+NonNegative = Annotated[int, _at_least(0)]
+OptionalPositive = Annotated[int | None, _at_least(1)]
+DType = Annotated[str, AfterValidator(_dtype)]
+Method = Annotated[str, AfterValidator(_method)]
+
+
 class PruneSpec(BaseModel):
     """One unstructured pruning run."""
 
     model_config = ConfigDict(extra="forbid")
 
     model: str
-    method: str
+    method: Method
     sparsity: float | None = None
     nm: str | None = None
     allocation: str = "uniform"
@@ -47,13 +76,13 @@ class PruneSpec(BaseModel):
     layerif_examples: int = 32
     group: str = "row"
     calib: str | None = None  # default: the model's embedded default source
-    nsamples: int = 128
-    seqlen: int | None = None  # default: 128 for the tiny reasoner's source, else 512
+    nsamples: Positive = 128
+    seqlen: Annotated[int | None, _at_least(2)] = None  # default: 128 for the tiny reasoner's source, else 512
     seed: int = 0
     device: str = "cpu"
-    dtype: str = "auto"
+    dtype: DType = "auto"
     sequential: bool = True
-    blocksize: int = 128
+    blocksize: Positive = 128
     percdamp: float = 0.01
     trust_remote_code: bool = False
     out: Path
@@ -61,9 +90,9 @@ class PruneSpec(BaseModel):
 
     @field_validator("method")
     @classmethod
-    def _method(cls, v: str) -> str:
+    def _unstructured(cls, v: str) -> str:
         if v not in UNSTRUCTURED:
-            raise ValueError(f"unknown method {v!r}; choose one of {', '.join(UNSTRUCTURED + STRUCTURED)}")
+            raise ValueError(f"{v} removes whole blocks: use --remove-layers or --match-sparsity")
         return v
 
     @field_validator("sparsity")
@@ -93,27 +122,6 @@ class PruneSpec(BaseModel):
     def _group(cls, v: str) -> str:
         if v not in ("row", "matrix"):
             raise ValueError(f"comparison group must be row or matrix, got {v!r}")
-        return v
-
-    @field_validator("dtype")
-    @classmethod
-    def _dtype(cls, v: str) -> str:
-        if v not in DTYPE_NAMES:
-            raise ValueError(f"unknown dtype {v!r}; choose one of {', '.join(DTYPE_NAMES)}")
-        return v
-
-    @field_validator("nsamples", "blocksize")
-    @classmethod
-    def _positive(cls, v: int) -> int:
-        if v < 1:
-            raise ValueError(f"must be ≥ 1, got {v}")
-        return v
-
-    @field_validator("seqlen")
-    @classmethod
-    def _seqlen(cls, v: int | None) -> int | None:
-        if v is not None and v < 2:
-            raise ValueError(f"seqlen must be ≥ 2, got {v}")
         return v
 
     @field_validator("percdamp")
@@ -151,35 +159,28 @@ class StructuredSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     model: str
-    method: str
-    remove_layers: int | None = None
+    method: Method
+    remove_layers: OptionalPositive = None
     match_sparsity: float | None = None
     layers: list[int] | None = None
     keep_last: bool = False
     laco_threshold: float = 0.9
-    laco_span: int = 1
+    laco_span: Positive = 1
     calib: str | None = None
-    nsamples: int = 32
-    seqlen: int | None = None
+    nsamples: Positive = 32
+    seqlen: Annotated[int | None, _at_least(2)] = None
     seed: int = 0
     device: str = "cpu"
-    dtype: str = "auto"
+    dtype: DType = "auto"
     trust_remote_code: bool = False
     out: Path
     overwrite: bool = False
 
     @field_validator("method")
     @classmethod
-    def _method(cls, v: str) -> str:
+    def _structured(cls, v: str) -> str:
         if v not in STRUCTURED:
-            raise ValueError(f"unknown method {v!r}; choose one of {', '.join(UNSTRUCTURED + STRUCTURED)}")
-        return v
-
-    @field_validator("remove_layers")
-    @classmethod
-    def _n(cls, v: int | None) -> int | None:
-        if v is not None and v < 1:
-            raise ValueError(f"the number of blocks to remove must be ≥ 1, got {v}")
+            raise ValueError(f"{v} is unstructured: use --sparsity or --nm, not layer-removal options")
         return v
 
     @field_validator("match_sparsity")
@@ -208,20 +209,6 @@ class StructuredSpec(BaseModel):
             raise ValueError(f"LaCo threshold must be in (0, 1], got {v}")
         return v
 
-    @field_validator("laco_span", "nsamples")
-    @classmethod
-    def _positive(cls, v: int) -> int:
-        if v < 1:
-            raise ValueError(f"must be ≥ 1, got {v}")
-        return v
-
-    @field_validator("dtype")
-    @classmethod
-    def _dtype(cls, v: str) -> str:
-        if v not in DTYPE_NAMES:
-            raise ValueError(f"unknown dtype {v!r}; choose one of {', '.join(DTYPE_NAMES)}")
-        return v
-
     @model_validator(mode="after")
     def _cross(self) -> StructuredSpec:
         given = sum(x is not None for x in (self.remove_layers, self.match_sparsity, self.layers))
@@ -235,35 +222,26 @@ class StructuredSpec(BaseModel):
         return self
 
 
-class EvalSpec(BaseModel):
-    """One evaluation: a model on a benchmark over budgets × seeds × samples."""
+class EvalOptions(BaseModel):
+    """How to evaluate (shared by one eval run and a study's ``eval:`` section)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    model: str
-    benchmark: str
     split: str = "test"
-    limit: int | None = None
+    limit: OptionalPositive = None
     budgets: list[int]
-    wait: int = 0
-    min_budget: int = 0
-    samples: int = 1
+    wait: NonNegative = 0
+    min_budget: NonNegative = 0
+    samples: Positive = 1
     temperature: float = 0.0
     top_p: float = 1.0
     seeds: list[int] = [0]
-    answer_budget: int = 64
+    answer_budget: Positive = 64
     engine: str = "hf"
-    tensor_parallel_size: int = 1
-    batch_size: int = 32
-    dtype: str = "auto"
+    tensor_parallel_size: Positive = 1
+    batch_size: Positive = 32
+    dtype: DType = "auto"
     device: str = "cpu"
-    think_open: str | None = None
-    think_close: str | None = None
-    label: str | None = None
-    grade_timeout: float = 5.0
-    trust_remote_code: bool = False
-    out: Path
-    overwrite: bool = False
 
     @field_validator("budgets")
     @classmethod
@@ -275,27 +253,6 @@ class EvalSpec(BaseModel):
         if len(set(v)) != len(v):
             raise ValueError(f"budgets repeat: {v}")
         return sorted(v)
-
-    @field_validator("answer_budget", "samples", "batch_size")
-    @classmethod
-    def _positive(cls, v: int) -> int:
-        if v < 1:
-            raise ValueError(f"must be ≥ 1, got {v}")
-        return v
-
-    @field_validator("limit")
-    @classmethod
-    def _limit(cls, v: int | None) -> int | None:
-        if v is not None and v < 1:
-            raise ValueError(f"must be ≥ 1, got {v}")
-        return v
-
-    @field_validator("wait", "min_budget")
-    @classmethod
-    def _non_negative(cls, v: int) -> int:
-        if v < 0:
-            raise ValueError(f"must be ≥ 0, got {v}")
-        return v
 
     @field_validator("temperature")
     @classmethod
@@ -325,18 +282,29 @@ class EvalSpec(BaseModel):
             raise ValueError(f"unknown engine {v!r}; choose hf or vllm")
         return v
 
-    @field_validator("dtype")
-    @classmethod
-    def _dtype(cls, v: str) -> str:
-        if v not in DTYPE_NAMES:
-            raise ValueError(f"unknown dtype {v!r}; choose one of {', '.join(DTYPE_NAMES)}")
-        return v
-
     @model_validator(mode="after")
-    def _cross(self) -> EvalSpec:
+    def _greedy(self) -> EvalOptions:
         if self.temperature == 0 and self.samples > 1:
             raise ValueError("greedy decoding (temperature 0) gives identical samples: use --temperature > 0 "
                              "for --samples > 1")
+        return self
+
+
+class EvalSpec(EvalOptions):
+    """One evaluation: a model on a benchmark over budgets × seeds × samples."""
+
+    model: str
+    benchmark: str
+    think_open: str | None = None
+    think_close: str | None = None
+    label: str | None = None
+    grade_timeout: float = 5.0
+    trust_remote_code: bool = False
+    out: Path
+    overwrite: bool = False
+
+    @model_validator(mode="after")
+    def _markers(self) -> EvalSpec:
         if (self.think_open is None) != (self.think_close is None):
             raise ValueError("give both --think-open and --think-close, or neither")
         return self

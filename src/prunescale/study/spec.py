@@ -11,7 +11,7 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
-from prunescale.config import STRUCTURED, UNSTRUCTURED
+from prunescale.config import STRUCTURED, UNSTRUCTURED, EvalOptions
 from prunescale.errors import PrunescaleError
 
 
@@ -71,24 +71,10 @@ class Grid(BaseModel):
     structured: StructuredGrid | None = None
 
 
-class EvalSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class EvalSettings(EvalOptions):
+    """A study's ``eval:`` section: the run options plus the benchmarks (budgets strictly increasing)."""
+
     benchmarks: list[str]
-    split: str = "test"
-    limit: int | None = None
-    budgets: list[int]
-    wait: int = 0
-    min_budget: int = 0
-    samples: int = 1
-    temperature: float = 0.0
-    top_p: float = 1.0
-    seeds: list[int] = [0]
-    answer_budget: int = 64
-    engine: str = "hf"
-    tensor_parallel_size: int = 1
-    batch_size: int = 32
-    dtype: str = "auto"
-    device: str = "cpu"
 
     @field_validator("budgets")
     @classmethod
