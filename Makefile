@@ -11,7 +11,7 @@ $(VENV)/.installed: pyproject.toml scripts/install.sh
 	touch $@
 
 demo: install
-	$(VENV)/bin/prunescale demo --out runs/demo --overwrite
+	$(VENV)/bin/prunescale demo --out runs/demo
 
 test: install
 	$(VENV)/bin/ruff check src tests benchmarks
