@@ -194,18 +194,20 @@ def load_model(
         raise PrunescaleError(f"{where}: unreadable config.json ({str(exc).splitlines()[0]})") from exc
     except ValueError as exc:
         raise PrunescaleError(f"{where}: {str(exc).splitlines()[0]}") from exc
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING
+
+    remote = trust_remote_code and "AutoModelForCausalLM" in (getattr(config, "auto_map", None) or {})
+    if not remote and type(config) not in MODEL_FOR_CAUSAL_LM_MAPPING:
+        kind = getattr(config, "model_type", "unknown")
+        archs = ", ".join(getattr(config, "architectures", None) or []) or "none listed"
+        raise PrunescaleError(f"{where}: holds a {kind!r} model (architectures: {archs}), not a causal language model")
     try:
         model = AutoModelForCausalLM.from_pretrained(
             where, dtype=torch_dtype, trust_remote_code=trust_remote_code, config=config
         )
-    except ValueError as exc:
-        kind = getattr(config, "model_type", "unknown")
-        archs = ", ".join(getattr(config, "architectures", None) or []) or "none listed"
-        raise PrunescaleError(
-            f"{where}: holds a {kind!r} model (architectures: {archs}), not a causal language model"
-        ) from exc
-    except OSError as exc:
-        raise PrunescaleError(f"{where}: cannot load weights ({str(exc).splitlines()[0]})") from exc
+    except Exception as exc:  # truncated/corrupt safetensors, missing shards, …: all "cannot load weights"
+        first = (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise PrunescaleError(f"{where}: cannot load weights ({first})") from exc
     try:
         tokenizer = AutoTokenizer.from_pretrained(where, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as exc:
