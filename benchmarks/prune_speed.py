@@ -91,7 +91,7 @@ def run_child(python: str, code: str, what: str, folder: str, ids: Path, masks: 
 def agreement(a: Path, b: Path) -> float:
     import torch
 
-    ma, mb = torch.load(a), torch.load(b)
+    ma, mb = torch.load(a, weights_only=True), torch.load(b, weights_only=True)
     same = sum(int((ma[n] == mb[n]).sum()) for n in ma)
     return same / sum(ma[n].numel() for n in ma)
 

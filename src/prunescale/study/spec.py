@@ -6,13 +6,27 @@ never a silently ignored key. Variants can be listed one by one and/or generated
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+from typing import Annotated
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
 from prunescale.config import STRUCTURED, UNSTRUCTURED, EvalOptions
 from prunescale.errors import PrunescaleError
+
+SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+
+
+def _safe_name(v: str) -> str:
+    """Names become folder names: letters, digits, '.', '_', '-' only, so no spec can escape its folder."""
+    if not SAFE_NAME.match(v) or ".." in v:
+        raise ValueError(f"{v!r} is not a safe name (letters, digits, '.', '_', '-'; no '..')")
+    return v
+
+
+SafeName = Annotated[str, AfterValidator(_safe_name)]
 
 
 class Calibration(BaseModel):
@@ -27,7 +41,7 @@ class Variant(BaseModel):
     """One model variant: ``dense``, an unstructured method, or a layer-removal rule."""
 
     model_config = ConfigDict(extra="forbid")
-    name: str
+    name: SafeName
     method: str = "dense"
     sparsity: float | None = None
     nm: str | None = None
@@ -95,7 +109,7 @@ class EvalSettings(EvalOptions):
 
 class StudySpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: str
+    name: SafeName
     model: str
     dtype: str = "auto"
     device: str = "cpu"
