@@ -1,9 +1,11 @@
-"""SIGKILL a study at deterministic points (pruning, generation, writing, reporting), resume, and check
-results.csv equals an uninterrupted run with no lost or duplicated samples and no stray temp files."""
+"""SIGKILL a study at ≥ 10 deterministic points spread over pruning, generation, grading and reporting,
+resume each time, and check results.csv equals an uninterrupted run with no lost or duplicated samples
+and no stray temp files."""
 
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -37,12 +39,17 @@ CHILD = textwrap.dedent(
 )
 
 KILL_POINTS = [
+    ("prunescale.prune.sequential", "run_block", 3),  # inside block-by-block calibration
     ("prunescale.models.save", "save_checkpoint", 1),  # while writing the first pruned model
     ("prunescale.models.save", "save_checkpoint", 3),
     ("prunescale.tts.engines.hf", "HFEngine.generate", 1),  # first generation call
     ("prunescale.tts.engines.hf", "HFEngine.generate", 5),  # mid-way through the evaluations
-    ("prunescale.tts.engines.hf", "HFEngine.generate", 9),
+    ("prunescale.tts.engines.hf", "HFEngine.generate", 14),
+    ("prunescale.tts.run", "grade", 7),  # grading the first group
+    ("prunescale.tts.run", "grade", 130),  # grading, later evaluation
     ("prunescale.tts.run", "summarise", 2),  # after samples, before a summary is written
+    ("prunescale.study.runner", "collect_results", 1),  # all stages done, results.csv not yet written
+    ("prunescale.study.store", "write_text_atomic", 1),  # while writing results.csv
     ("prunescale.report.study_report", "write_report", 1),  # everything done but the report
 ]
 
@@ -53,6 +60,8 @@ def spec(tmp_path_factory) -> Path:
     tok = build_tokenizer()
     tiny_model("qwen3", layers=3, vocab=len(tok)).save_pretrained(root / "m")
     tok.save_pretrained(root / "m")
+    (root / "math.jsonl").write_text("".join(json.dumps({"question": f"What is {i}+{i}?", "answer": str(2 * i)})
+                                             + "\n" for i in range(10)))  # graded by Math-Verify
     p = root / "spec.yaml"
     p.write_text(f"""
 name: crash
@@ -62,8 +71,8 @@ calibration: {{source: tiny, nsamples: 4, seqlen: 32, seed: 0}}
 grid:
   unstructured: {{methods: [wanda, magnitude], allocations: [uniform], sparsities: [0.5]}}
   structured: {{methods: [shortgpt], remove_layers: [1]}}
-eval: {{benchmarks: [tiny], limit: 10, budgets: [0, 6, 12], answer_budget: 3, batch_size: 4,
-        temperature: 1.0, seeds: [1, 2]}}
+eval: {{benchmarks: [tiny, "jsonl:{root / 'math.jsonl'}"], limit: 10, budgets: [0, 6, 12], answer_budget: 3,
+        batch_size: 4, temperature: 1.0, seeds: [1, 2]}}
 """)
     return p
 
@@ -103,5 +112,6 @@ def test_sigkill_anywhere_then_resume_equals_uninterrupted(spec: Path, tmp_path:
         strays = [p for p in out.rglob("*") if ".tmp" in p.name]
         assert not strays, (point, strays)
         survived += 1
+        shutil.rmtree(out)
     print(f"\nfaults injected and survived: {survived}")
     assert survived == len(KILL_POINTS)
