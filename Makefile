@@ -2,7 +2,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install demo test test-all lint bench train-toy clean
+.PHONY: install demo test test-slow lint bench train-toy clean
 
 install: $(VENV)/.installed
 
@@ -13,13 +13,13 @@ $(VENV)/.installed: pyproject.toml scripts/install.sh
 demo: install
 	$(VENV)/bin/prunescale demo --out runs/demo
 
-# The fast suite (about two minutes on 2 cores); test-all adds the tests marked slow (reliability suite:
+# The fast suite (about two minutes on 2 cores); test-slow runs the tests marked slow (reliability suite:
 # SIGKILL/resume, bad-input catalogue, grader fuzzing; end-to-end studies; SmolLM2). CI runs both.
 test: install
 	$(VENV)/bin/ruff check src tests benchmarks
 	$(PY) -m pytest -q -m "not slow"
 
-test-all: test
+test-slow: install
 	$(PY) -m pytest -q -m slow -s
 
 bench: install
