@@ -174,6 +174,8 @@ def prune(spec, log: Callable[[str], None] = print, progress: bool = True) -> Pa
                 "dtype": spec.dtype,
             },
             "seed": spec.seed,
+            # where the calibration statistics came from: inputs through already-pruned blocks, or the dense model
+            "calibration_activations": result["run"].get("activations"),
             "block_forwards": result["run"].get("block_forwards", 0) + (alloc.block_forwards if alloc else 0),
             "elapsed_seconds": round(time.perf_counter() - t0, 2),
             "environment": environment(),

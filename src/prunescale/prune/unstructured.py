@@ -80,6 +80,29 @@ def _stat_hooks(linears: Mapping[str, nn.Linear], stats: Mapping[str, InputNorms
     return [linears[n].register_forward_pre_hook(hook(n)) for n in stats]
 
 
+def dense_input_norms(
+    model: nn.Module, samples: Sequence[torch.Tensor], device: str = "cpu", progress: bool = True
+) -> tuple[dict[str, torch.Tensor], int]:
+    """‖X_j‖ of every prunable Linear on the *dense* model (one block-by-block pass, nothing pruned).
+
+    Shared by OWL (which needs every block's Wanda scores before any block is pruned) and Wanda with
+    ``sequential=False``; returns the norms and the number of block forwards it cost.
+    """
+    blocks = decoder_blocks(model)
+    norms: dict[str, torch.Tensor] = {}
+
+    def visit(i: int, block: nn.Module, forward: Callable[[], None]) -> None:
+        linears = {n: m for n, m in block.named_modules() if isinstance(m, nn.Linear)}
+        stats = {n: InputNorms(m.in_features, device) for n, m in linears.items()}
+        with hooked(_stat_hooks(linears, stats)):
+            forward()
+        for n in linears:
+            norms[blocks.name(i, n)] = stats[n].norms().cpu()
+
+    run = for_each_block(model, samples, visit, device, progress, "calibration")
+    return norms, run["block_forwards"]
+
+
 @method("wanda")
 def prune_wanda(
     model: nn.Module,
@@ -88,18 +111,25 @@ def prune_wanda(
     device: str = "cpu",
     progress: bool = True,
     input_norms: Mapping[str, torch.Tensor] | None = None,
+    sequential: bool = True,
     **_: object,
 ) -> dict:
-    """|W|·‖X_j‖ per output row; one statistics pass per block, no weight update.
+    """|W|·‖X_j‖ per output row, no weight update.
 
-    With ``input_norms`` (full Linear name → ‖X_j‖, e.g. measured by OWL's pass) no calibration pass runs.
+    Sequential (default, as in the Wanda paper's code): block ℓ's statistics come from inputs that went
+    through the already-pruned blocks before it. With ``sequential=False`` the statistics come from the
+    dense model (one pass, then every block is pruned). ``input_norms`` (e.g. from OWL's dense pass)
+    are used as given: no calibration pass runs.
     """
     blocks = decoder_blocks(model)
+    forwards = 0
+    if input_norms is None and not sequential:
+        input_norms, forwards = dense_input_norms(model, samples, device, progress)
     if input_norms is not None:
         for name, lin in prunable_linears(model).items():
             target = None if pattern.nm else pattern.sparsity[name]
             _apply(lin, select(wanda_scores(lin.weight, input_norms[name]), target, pattern.nm, "row"))
-        return {"block_forwards": 0, "reused_input_norms": True}
+        return {"block_forwards": forwards, "activations": "dense"}
 
     def visit(i: int, block: nn.Module, forward: Callable[[], None]) -> None:
         linears = {n: m for n, m in block.named_modules() if isinstance(m, nn.Linear)}
@@ -111,7 +141,7 @@ def prune_wanda(
             target = None if pattern.nm else pattern.sparsity[full]
             _apply(lin, select(wanda_scores(lin.weight, stats[n].norms()), target, pattern.nm, "row"))
 
-    return for_each_block(model, samples, visit, device, progress, "wanda")
+    return {**for_each_block(model, samples, visit, device, progress, "wanda"), "activations": "sequential"}
 
 
 @method("sparsegpt")
@@ -144,7 +174,7 @@ def prune_sparsegpt(
                 _apply(linears[n], mask, new)
                 stats[n].free()
 
-    return for_each_block(model, samples, visit, device, progress, "sparsegpt")
+    return {**for_each_block(model, samples, visit, device, progress, "sparsegpt"), "activations": "sequential"}
 
 
 def realised_sparsity(model: nn.Module) -> dict[str, dict]:

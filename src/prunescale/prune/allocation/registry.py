@@ -159,31 +159,21 @@ def layerif(ctx: AllocationContext) -> Allocation:
 
 @allocator("owl", calibrated=True)
 def owl(ctx: AllocationContext) -> Allocation:
-    """OWL from one block-by-block pass of the dense model; keeps the Wanda norms it measured."""
-    from prunescale.prune.sequential import for_each_block, hooked
-    from prunescale.prune.unstructured import _stat_hooks
-    from prunescale.prune.wanda import InputNorms, wanda_scores
+    """OWL from one block-by-block pass of the dense model; keeps the Wanda norms it measured (Wanda then
+    prunes with these dense-model statistics: no second pass)."""
+    from prunescale.prune.unstructured import dense_input_norms
+    from prunescale.prune.wanda import wanda_scores
 
-    blocks = decoder_blocks(ctx.model)
-    ratios: list[float] = []
-    norms: dict[str, torch.Tensor] = {}
-
-    def visit(i: int, block: nn.Module, forward: Callable[[], None]) -> None:
-        linears = {n: m for n, m in block.named_modules() if isinstance(m, nn.Linear)}
-        stats = {n: InputNorms(m.in_features, ctx.device) for n, m in linears.items()}
-        with hooked(_stat_hooks(linears, stats)):
-            forward()
-        ratios.append(outlier_ratio([wanda_scores(m.weight, stats[n].norms()) for n, m in linears.items()],
-                                    ctx.owl_m))
-        for n in linears:
-            norms[blocks.name(i, n)] = stats[n].norms().cpu()
-
-    run = for_each_block(ctx.model, ctx.samples, visit, ctx.device, ctx.progress, "owl")
+    norms, forwards = dense_input_norms(ctx.model, ctx.samples, ctx.device, ctx.progress)
+    lin = prunable_linears(ctx.model)
+    by_block: dict[int, list[torch.Tensor]] = {}
+    for name, block in module_blocks(ctx.model).items():
+        by_block.setdefault(block, []).append(wanda_scores(lin[name].weight, norms[name]))
+    ratios = [outlier_ratio(scores, ctx.owl_m) for _, scores in sorted(by_block.items())]
     per_block = owl_sparsities(ratios, ctx.target, ctx.owl_lambda, block_weights(ctx.model))
     if min(per_block) < 0 or max(per_block) > MAX_SPARSITY:
         raise PrunescaleError(f"OWL sparsities leave [0, {MAX_SPARSITY}]: lower λ")
-    return _finish(ctx, per_block, scores={"outlier_ratio": ratios}, input_norms=norms,
-                   block_forwards=run["block_forwards"])
+    return _finish(ctx, per_block, scores={"outlier_ratio": ratios}, input_norms=norms, block_forwards=forwards)
 
 
 @allocator("file")
