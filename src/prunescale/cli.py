@@ -154,7 +154,13 @@ def prune(
     seed: Annotated[int, typer.Option(help="Seed for calibration sampling.")] = 0,
     device: Annotated[str, typer.Option(help="Compute device for calibration: cpu, cuda, cuda:N.")] = "cpu",
     dtype: Annotated[str, typer.Option(help="auto | fp32 | bf16 | fp16")] = "auto",
-    sequential: Annotated[bool, typer.Option(help="SparseGPT: prune q,k,v → o → gate,up → down in order.")] = True,
+    sequential: Annotated[
+        bool,
+        typer.Option(
+            help="Wanda: statistics from inputs through already-pruned blocks (--no-sequential: from the dense "
+            "model, as OWL's shared pass). SparseGPT: also prune q,k,v → o → gate,up → down in order."
+        ),
+    ] = True,
     overwrite: Annotated[bool, typer.Option(help="Replace a non-empty --out.")] = False,
     trust_remote_code: Annotated[bool, typer.Option(help="Allow model folders to run their own code.")] = False,
     remove_layers: Annotated[int | None, typer.Option(help="Layer removal: number of blocks to remove.")] = None,
