@@ -49,6 +49,7 @@ class Variant(BaseModel):
     owl_m: float = 5.0
     owl_lambda: float = 0.08
     epsilon: float = 0.3
+    sequential: bool = True  # Wanda: False = dense-model statistics (what OWL's single pass gives)
     remove_layers: int | None = None
     match_sparsity: float | None = None
     layers: list[int] | None = None
@@ -70,6 +71,7 @@ class UnstructuredGrid(BaseModel):
     methods: list[str]
     allocations: list[str] = ["uniform"]
     sparsities: list[float]
+    sequential: bool = True
 
 
 class StructuredGrid(BaseModel):
@@ -143,7 +145,8 @@ def expand(spec: StudySpec) -> list[Variant]:
         for m in g.unstructured.methods:
             for a in g.unstructured.allocations:
                 for s in g.unstructured.sparsities:
-                    out.append(Variant(name=f"{m}-{round(100 * s)}-{a}", method=m, sparsity=s, allocation=a))
+                    out.append(Variant(name=f"{m}-{round(100 * s)}-{a}", method=m, sparsity=s, allocation=a,
+                                       sequential=g.unstructured.sequential))
     if g and g.structured:
         for m in g.structured.methods:
             for n in g.structured.remove_layers:
