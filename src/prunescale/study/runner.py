@@ -116,6 +116,7 @@ def _prune(spec: StudySpec, v: Variant, folder: Path, log: Callable[[str], None]
             owl_m=v.owl_m,
             owl_lambda=v.owl_lambda,
             epsilon=v.epsilon,
+            sequential=v.sequential,
         )
         prune(s, log=log, progress=False)
 
