@@ -9,9 +9,13 @@ large ``k`` if it spends thinking tokens (one line per step):
 
   Multipliers are restricted to {3, 7, 9} (units mod 10) so every answer digit is equally likely;
   a guess without thinking is then close to 10 % chance rather than exploiting a skewed prior.
-* ``ptr`` — pointer chasing on a random permutation of the nodes ``a..j``::
+* ``ptr`` — pointer chasing on a random permutation of the nodes ``a..j``, edges listed in node order::
 
-      prompt   h>c,b>b,...;a;4             thinking  1a>f / 2f>i / 3i>d / 4d>g   answer g
+      prompt   a>f,b>b,c>h,...;a;4         thinking  1a>f / 2f>i / 3i>d / 4d>g   answer g
+
+  Listing the edges in node order makes each lookup positional (like the arith op lookup): a 6-layer
+  model trained for 3000 steps on shuffled edge lists learned arith perfectly but stayed at chance on
+  ptr (the content-based lookup needs an induction-head phase change it had not reached).
 
 Splits are disjoint twice over: each split draws from its own seeded stream *and* only keeps problems
 whose prompt hash falls in the split's bucket, so no prompt can appear in two splits even when the
@@ -85,15 +89,13 @@ def _ptr(rng: random.Random, k: int) -> Problem:
     targets = list(NODES)
     rng.shuffle(targets)
     edges = dict(zip(NODES, targets))
-    order = list(NODES)
-    rng.shuffle(order)
     start = rng.choice(NODES)
     node, steps = start, []
     for i in range(1, k + 1):
         nxt = edges[node]
         steps.append(f"{i}{node}>{nxt}")
         node = nxt
-    prompt = ",".join(f"{a}>{edges[a]}" for a in order) + f";{start};{k}"
+    prompt = ",".join(f"{a}>{edges[a]}" for a in NODES) + f";{start};{k}"  # edges listed in node order
     return Problem("ptr", k, prompt, tuple(steps), node)
 
 
