@@ -38,7 +38,7 @@ def test_step_ranges_and_kind_mix():
     assert min(p.k for p in hard) >= HARD_K[0] and max(p.k for p in hard) <= HARD_K[1]
 
 
-@pytest.mark.parametrize("kind", ["arith", "ptr"])
+@pytest.mark.parametrize("kind", ["arith", "ptr", "ptr_shuffled"])
 def test_trace_is_consistent_with_answer(kind):
     rng = random.Random(0)
     for k in range(1, 17):

@@ -99,7 +99,25 @@ def _ptr(rng: random.Random, k: int) -> Problem:
     return Problem("ptr", k, prompt, tuple(steps), node)
 
 
-_MAKERS = {"arith": _arith, "ptr": _ptr}
+
+
+def _ptr_shuffled(rng: random.Random, k: int) -> Problem:
+    """The harder ptr variant with the edge list shuffled (content-based lookup); used by training stage 1."""
+    targets = list(NODES)
+    rng.shuffle(targets)
+    edges = dict(zip(NODES, targets))
+    order = list(NODES)
+    rng.shuffle(order)
+    start = rng.choice(NODES)
+    node, steps = start, []
+    for i in range(1, k + 1):
+        steps.append(f"{i}{node}>{edges[node]}")
+        node = edges[node]
+    prompt = ",".join(f"{a}>{edges[a]}" for a in order) + f";{start};{k}"
+    return Problem("ptr_shuffled", k, prompt, tuple(steps), node)
+
+
+_MAKERS = {"arith": _arith, "ptr": _ptr, "ptr_shuffled": _ptr_shuffled}
 
 
 def make_problem(rng: random.Random, kind: str, k: int) -> Problem:

@@ -91,9 +91,11 @@ def segments(p: Problem, rng: random.Random, wait_frac: float, nothink_frac: flo
 class Batcher:
     """Endless, seeded stream of padded training batches (inputs, labels)."""
 
-    def __init__(self, seed: int, batch: int, wait_frac: float, nothink_frac: float) -> None:
+    def __init__(
+        self, seed: int, batch: int, wait_frac: float, nothink_frac: float, kinds: tuple[str, ...] = ("arith", "ptr")
+    ) -> None:
         self.tok = build_tokenizer()
-        self.problems = iter_problems("train", seed=seed)
+        self.problems = iter_problems("train", seed=seed, kinds=kinds)
         self.rng = random.Random(seed)
         self.batch, self.wait_frac, self.nothink_frac = batch, wait_frac, nothink_frac
         self._cache: dict[str, list[int]] = {}
@@ -168,12 +170,17 @@ def train(args: argparse.Namespace) -> dict:
         lr=args.lr,
         betas=(0.9, 0.95),
     )
-    batches = Batcher(args.seed, args.batch, args.wait_frac, args.nothink_frac)
+    batches = Batcher(args.seed, args.batch, args.wait_frac, args.nothink_frac, tuple(args.kinds.split(",")))
     log: list[dict] = []
     t0 = time.perf_counter()
     ema = None
-    columns = (TextColumn("train"), BarColumn(), TextColumn("{task.completed}/{task.total} loss {task.fields[loss]}"),
-               TimeElapsedColumn(), TimeRemainingColumn())
+    columns = (
+        TextColumn("train"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} loss {task.fields[loss]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
     plain_log = not args.quiet and not sys.stdout.isatty()  # logs to a file get plain lines instead of a bar
     with Progress(*columns, disable=args.quiet or plain_log) as progress:
         task = progress.add_task("train", total=args.steps, loss="-")
@@ -189,8 +196,14 @@ def train(args: argparse.Namespace) -> dict:
             value = loss.item()
             ema = value if ema is None else 0.98 * ema + 0.02 * value
             if step % 50 == 0 or step == args.steps - 1:
-                log.append({"step": step, "loss": round(value, 5), "ema": round(ema, 5),
-                            "seconds": round(time.perf_counter() - t0, 1)})
+                log.append(
+                    {
+                        "step": step,
+                        "loss": round(value, 5),
+                        "ema": round(ema, 5),
+                        "seconds": round(time.perf_counter() - t0, 1),
+                    }
+                )
             progress.update(task, advance=1, loss=f"{ema:.4f}")
             if plain_log and (step % 100 == 0 or step == args.steps - 1):
                 print(f"step {step} loss {ema:.4f} {time.perf_counter() - t0:.0f}s", flush=True)
@@ -235,6 +248,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--nothink-frac", type=float, default=0.05)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--init", default=None, help="start from this checkpoint folder instead of random weights")
+    ap.add_argument("--kinds", default="arith,ptr", help="task kinds, alternating (ptr_shuffled: harder ptr)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     ap.add_argument("--eval-items", type=int, default=200, help="validation items for the final check")
