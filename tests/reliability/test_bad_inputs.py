@@ -23,13 +23,14 @@ def world(tmp_path_factory) -> Path:
     tiny_model("qwen3", layers=3, vocab=len(tok)).save_pretrained(root / "model")
     tok.save_pretrained(root / "model")
     runner = CliRunner()
-    assert runner.invoke(app, ["prune", "--model", root / "model", "--method", "magnitude", "--sparsity", "0.3",
-                               "--out", root / "pruned"]).exit_code == 0
-    assert runner.invoke(app, ["eval", "--model", root / "model", "--benchmark", "tiny", "--limit", "3",
-                               "--budgets", "0,4", "--answer-budget", "2", "--out", root / "run"]).exit_code == 0
+    invoke = lambda *args: runner.invoke(app, [str(a) for a in args])  # noqa: E731
+    assert invoke("prune", "--model", root / "model", "--method", "magnitude", "--sparsity", "0.3",
+                  "--out", root / "pruned").exit_code == 0
+    assert invoke("eval", "--model", root / "model", "--benchmark", "tiny", "--limit", "3",
+                  "--budgets", "0,4", "--answer-budget", "2", "--out", root / "run").exit_code == 0
     (root / "study.yaml").write_text(f"name: s\nmodel: {root / 'model'}\ninclude_dense: true\n"
                                      "eval: {benchmarks: [tiny], limit: 3, budgets: [0, 4], answer_budget: 2}\n")
-    assert runner.invoke(app, ["study", root / "study.yaml", "--out", root / "study"]).exit_code == 0
+    assert invoke("study", root / "study.yaml", "--out", root / "study").exit_code == 0
     # bad files
     broken = root / "broken-model"
     shutil.copytree(root / "model", broken)

@@ -40,7 +40,7 @@ def _fuzz_pairs(n: int, seed: int = 0) -> list[tuple[str, str]]:
     golds = ["42", r"\frac{1}{2}", r"\sqrt{2}", "(1,2)", r"\pi", "x=3", "10\\%", "1000"]
     pairs = []
     for i in range(n):
-        kind = i % 6
+        kind = 5 if i % 1000 == 999 else i % 5  # 10 of 10 000 are SymPy-stalling expressions (each a timeout)
         if kind == 0:
             pred = "".join(rng.choice(LATEX) for _ in range(rng.randint(1, 12)))
         elif kind == 1:
