@@ -27,3 +27,20 @@ def perplexity(model: PreTrainedModel, samples: Sequence[torch.Tensor], batch_si
             nll += float(loss)
             count += ids[:, 1:].numel()
     return {"perplexity": math.exp(nll / max(1, count)), "tokens": count}
+
+
+@torch.no_grad()
+def continuation_perplexity(model: PreTrainedModel, pairs: Sequence[tuple[list[int], list[int]]]) -> dict:
+    """exp(mean NLL) of each continuation given its prefix (e.g. a gold solution given its prompt).
+
+    For a model trained with prompt tokens loss-masked (the tiny reasoner), held-out *solutions* are
+    the meaningful text: its prompts are random digits no model can predict.
+    """
+    device = next(model.parameters()).device
+    nll, count = 0.0, 0
+    for prefix, cont in pairs:
+        ids = torch.tensor([prefix + cont], device=device)
+        logits = model(input_ids=ids, use_cache=False).logits[0, len(prefix) - 1 : -1].float()
+        nll += float(torch.nn.functional.cross_entropy(logits, ids[0, len(prefix) :], reduction="sum"))
+        count += len(cont)
+    return {"perplexity": math.exp(nll / max(1, count)), "tokens": count}
