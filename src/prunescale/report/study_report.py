@@ -131,6 +131,7 @@ def _plots(out: Path, rows: list[dict], manifests: dict, benches: list[str], var
     ):
         fig, axes = plt.subplots(1, len(benches), figsize=(6 * len(benches), 4.2), dpi=110, squeeze=False)
         for ax, bench in zip(axes[0], benches):
+            ax.set_prop_cycle(color=plt.cm.tab20.colors)  # more variants than the default 10 colours
             dense_tokens = None
             for v in variants:
                 rs = [r for r in rows if r["variant"] == v and r["benchmark"] == bench]
