@@ -187,22 +187,13 @@ def for_each_block(
 ) -> dict:
     """Calibrate block by block: ``visit(index, block, forward)`` may prune ``block``; ``forward()`` runs
     the block over all calibration inputs (so the visitor's hooks see them). Returns timing stats."""
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
+    from prunescale.progress import progress_bar
 
     t0 = time.perf_counter()
     blocks = decoder_blocks(model)
     calls = capture_inputs(model, samples, device)
     forwards = 0
-    columns = (TextColumn(description), BarColumn(), MofNCompleteColumn(), TextColumn("blocks"),
-               TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
-    with Progress(*columns, disable=not progress, transient=True) as bar:
+    with progress_bar(description, "blocks", progress) as bar:
         task = bar.add_task(description, total=len(blocks.layers))
         for i, block in enumerate(blocks.layers):
             block.to(device)

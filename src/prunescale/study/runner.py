@@ -232,14 +232,7 @@ def _check_benchmarks(spec: StudySpec) -> None:
 
 
 def _execute(spec: StudySpec, todo: list[int], out: Path, jobs: int, executor: str, log: Callable[[str], None]) -> None:
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
+    from prunescale.progress import progress_bar
 
     spec_dict = spec.model_dump()
     if executor == "ray":
@@ -254,16 +247,7 @@ def _execute(spec: StudySpec, todo: list[int], out: Path, jobs: int, executor: s
             for m in messages:
                 log(m)
         return
-    columns = (
-        TextColumn("study"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("variants"),
-        TimeElapsedColumn(),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
-    )
-    with Progress(*columns, transient=True) as bar:
+    with progress_bar("study", "variants") as bar:
         task_id = bar.add_task("study", total=len(todo))
         if jobs == 1:
             for i in todo:

@@ -118,14 +118,7 @@ def grade(item: Item, text: str, grader: Grader) -> tuple[str | None, bool, str]
 
 def evaluate_run(spec: EvalSpec, model, tok, engine, log: Callable[[str], None] = print, progress: bool = True) -> Path:
     """Generate, grade and summarise (model and engine already loaded; see :func:`prunescale.api.evaluate`)."""
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
+    from prunescale.progress import progress_bar
 
     items = load_benchmark(spec.benchmark, spec.split, spec.limit, spec.seeds[0])
     fmt = think_format(tok, (spec.think_open, spec.think_close) if spec.think_open else None)
@@ -135,19 +128,10 @@ def evaluate_run(spec: EvalSpec, model, tok, engine, log: Callable[[str], None] 
     work = [(it, s, j) for it in items for s in spec.seeds for j in range(spec.samples) if (it.id, s, j) not in done]
     label = spec.label or spec.model
     stop = fmt.stop(tok)
-    columns = (
-        TextColumn("eval"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("samples × budgets"),
-        TimeElapsedColumn(),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
-    )
     total = len(items) * len(spec.seeds) * spec.samples * len(spec.budgets)
     with (
         Grader(workers=1, timeout=spec.grade_timeout) as grader,
-        Progress(*columns, disable=not progress, transient=True) as bar,
+        progress_bar("eval", "samples × budgets", progress) as bar,
     ):
         task = bar.add_task("eval", total=total, completed=len(done) * len(spec.budgets))
         for chunk in _chunks(work, spec.batch_size * 2):
