@@ -21,7 +21,7 @@ from prunescale.errors import PrunescaleError
 
 
 def _load(out: Path) -> tuple[dict, list[dict], dict[str, dict], dict[tuple[str, str], list[dict]]]:
-    from prunescale.study.runner import plan
+    from prunescale.study.runner import FLOAT_COLUMNS, INT_COLUMNS, plan
     from prunescale.study.spec import StudySpec
     from prunescale.tts.run import read_samples
 
@@ -33,19 +33,9 @@ def _load(out: Path) -> tuple[dict, list[dict], dict[str, dict], dict[tuple[str,
     with (out / "results.csv").open() as fh:
         rows = [dict(r) for r in csv.DictReader(fh)]
     for r in rows:
-        for k in (
-            "target_sparsity",
-            "realised_sparsity",
-            "removed_param_fraction",
-            "accuracy",
-            "ci_low",
-            "ci_high",
-            "mean_thinking_tokens",
-            "forced_end_rate",
-            "no_answer_rate",
-        ):
+        for k in FLOAT_COLUMNS:
             r[k] = float(r[k])
-        for k in ("budget", "seed", "items"):
+        for k in INT_COLUMNS:
             r[k] = int(r[k])
     manifests: dict[str, dict] = {}
     samples: dict[tuple[str, str], list[dict]] = {}

@@ -45,6 +45,8 @@ RESULT_COLUMNS = (
     "forced_end_rate",
     "no_answer_rate",
 )
+INT_COLUMNS = ("budget", "seed", "items")
+FLOAT_COLUMNS = tuple(c for c in RESULT_COLUMNS[4:] if c not in INT_COLUMNS + ("benchmark", "split"))
 
 
 @dataclass
