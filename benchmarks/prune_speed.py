@@ -108,6 +108,7 @@ def main() -> None:
     ap.add_argument("--seqlen", type=int, default=512)
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
     ap.add_argument("--llmcompressor-python", default=None)
+    ap.add_argument("--methods", default="wanda,sparsegpt", help="comma-separated subset of wanda,sparsegpt")
     args = ap.parse_args()
     lm = load_model(args.model, dtype="fp32")  # converts a GGUF once; children load the HF folder
     folder = lm.ref.location if lm.ref.kind == "folder" else str(Path(lm.model.name_or_path))
@@ -119,7 +120,7 @@ def main() -> None:
     res: dict = {
         "dense_forward": run_child(sys.executable, OURS, "dense_forward", folder, ids, tmp / "x", args.threads)
     }
-    for method in ("wanda", "sparsegpt"):
+    for method in args.methods.split(","):
         r = run_child(sys.executable, OURS, method, folder, ids, tmp / f"ours-{method}.pt", args.threads)
         r["time_over_dense_forward"] = round(r["seconds"] / res["dense_forward"]["seconds"], 2)
         r["rss_over_dense_forward"] = round(r["peak_rss_mb"] / res["dense_forward"]["peak_rss_mb"], 3)

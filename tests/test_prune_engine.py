@@ -91,10 +91,73 @@ def test_nm_patterns_are_valid(method):
         assert (kept <= 2).all()
 
 
-def test_wanda_makes_two_block_passes_per_block():
+def test_wanda_makes_two_block_passes_per_block_but_the_last():
     model = tiny_model("qwen3", vocab=60)
     result = prune_model(model, "wanda", Pattern(uniform(model, 0.5)), _samples(), progress=False)
-    assert result["run"]["block_forwards"] == 2 * len(decoder_blocks(model).layers)
+    assert result["run"]["block_forwards"] == 2 * len(decoder_blocks(model).layers) - 1
+
+
+def _full_pass_norms(block, calls, index):
+    """Reference statistics: every call run to the end, no early stop."""
+    from prunescale.prune.sequential import hooked
+    from prunescale.prune.unstructured import _stat_hooks
+    from prunescale.prune.wanda import InputNorms
+
+    linears = {n: m for n, m in block.named_modules() if isinstance(m, torch.nn.Linear)}
+    stats = {n: InputNorms(m.in_features) for n, m in linears.items()}
+    with hooked(_stat_hooks(linears, stats)):
+        run_block(block, calls, "cpu", index)
+    return linears, stats
+
+
+def test_statistics_pass_stops_early_with_the_same_statistics(arch):
+    """A statistics pass ends at the last hooked module's input: identical norms, its matmul skipped."""
+    from prunescale.prune.sequential import hooked
+    from prunescale.prune.unstructured import _stat_hooks
+    from prunescale.prune.wanda import InputNorms
+
+    model = tiny_model(arch, vocab=60)
+    calls = capture_inputs(model, _samples(4), "cpu")
+    block = decoder_blocks(model).layers[0]
+    linears, ref = _full_pass_norms(block, calls, 0)
+    stats = {n: InputNorms(m.in_features) for n, m in linears.items()}
+    last = block.mlp.down_proj
+    ran = []
+    with hooked(_stat_hooks(linears, stats) + [last.register_forward_hook(lambda *a: ran.append(1))]):
+        assert run_block(block, calls, "cpu", 0, stop_after=list(linears.values())) == []
+    for n in linears:
+        torch.testing.assert_close(stats[n].sq, ref[n].sq)
+        assert stats[n].tokens == ref[n].tokens == 4 * 24
+    assert len(ran) == 1  # only the first call (which checks the call counts) ran down_proj
+
+
+def test_statistics_pass_runs_to_the_end_when_a_module_runs_twice():
+    """A block that calls a Linear twice per forward gets full passes (stopping at its first call would
+    lose the second call's inputs)."""
+    from prunescale.prune.sequential import hooked
+    from prunescale.prune.unstructured import _stat_hooks
+    from prunescale.prune.wanda import InputNorms
+
+    model = tiny_model("llama", vocab=60)
+    calls = capture_inputs(model, _samples(3), "cpu")
+    block = decoder_blocks(model).layers[0]
+    mlp = block.mlp
+    plain = mlp.forward
+
+    def twice(x):
+        out = plain(x)
+        mlp.up_proj(x * 2)  # up_proj again, after down_proj: a pass cut at down_proj would miss it
+        return out
+
+    mlp.forward = twice
+    linears, ref = _full_pass_norms(block, calls, 0)
+    stats = {n: InputNorms(m.in_features) for n, m in linears.items()}
+    ran = []
+    with hooked(_stat_hooks(linears, stats) + [mlp.down_proj.register_forward_hook(lambda *a: ran.append(1))]):
+        run_block(block, calls, "cpu", 0, stop_after=list(linears.values()))
+    for n in linears:
+        torch.testing.assert_close(stats[n].sq, ref[n].sq)
+    assert stats["mlp.up_proj"].tokens == 2 * 3 * 24 and len(ran) == 3
 
 
 def test_engine_input_errors():

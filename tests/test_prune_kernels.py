@@ -102,3 +102,24 @@ def test_sparsegpt_hessian_is_a_running_mean():
     assert torch.allclose(a.H, 2 * x.T @ x / 100, atol=1e-5)
     a.free()
     assert a.H is None
+
+
+def test_selection_matches_a_stable_sort_including_ties():
+    """The kthvalue-based selection picks exactly what a stable argsort would, ties by column index."""
+    from prunescale.prune.masks import lowest, matrix_mask, row_mask
+
+    g = torch.Generator().manual_seed(3)
+    for trial in range(60):
+        rows, cols = torch.randint(1, 30, (2,), generator=g).tolist()
+        tied = torch.randint(0, 4, (rows, cols), generator=g).float()
+        scores = tied if trial % 2 else torch.rand(rows, cols, generator=g)
+        order = torch.argsort(scores, dim=1, stable=True)
+        for k in range(cols + 1):
+            ref = torch.zeros_like(scores, dtype=torch.bool).scatter_(1, order[:, :k], True)
+            assert torch.equal(lowest(scores, k), ref)
+        for s in (0.1, 0.5, 0.9):
+            k = round(s * scores.numel())
+            flat = torch.zeros(scores.numel(), dtype=torch.bool)
+            flat[torch.argsort(scores.flatten(), stable=True)[:k]] = True
+            assert torch.equal(matrix_mask(scores, s), flat.view_as(scores))
+            assert int(row_mask(scores, s).sum()) == round(s * rows * cols)

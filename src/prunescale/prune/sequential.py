@@ -9,7 +9,13 @@ How it works, for any decoder in transformers 5.x without per-family code:
    layer's signature by hand.
 2. Each block in turn is moved to the compute device, handed to a visitor (which registers its own
    statistics hooks through :func:`hooked` and runs the block as often as it needs), then run once more
-   so that the next block sees the outputs of this *already pruned* block.
+   so that the next block sees the outputs of this *already pruned* block (not after the last block).
+
+Statistics passes are cut short: a visitor names the modules whose inputs it needs, and the block stops
+as soon as the last of them has received its input (its own matmul and everything after it are skipped).
+Wanda's pass skips the MLP down projection; SparseGPT's q,k,v pass stops at the first projection. The
+cut is made only after the first sample has shown that each of those modules runs exactly once per call.
+Capture runs the base model, so the vocabulary projection (a fifth of SmolLM2's compute) never runs.
 
 The model stays on the CPU except the block being processed and the small non-block parts during
 capture; activations live on the CPU. Calibration samples are un-padded sequences run one at a time,
@@ -20,7 +26,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Any
 
@@ -125,6 +131,12 @@ def _signature(obj: Any) -> Any:
     return ("v", repr(obj))
 
 
+def _base(model: nn.Module) -> nn.Module:
+    """The model without its LM head (``PreTrainedModel.base_model``), if it holds the blocks."""
+    base = getattr(model, "base_model", model)
+    return base if isinstance(base, nn.Module) and base is not model else model
+
+
 def capture_inputs(model: nn.Module, samples: Sequence[torch.Tensor], device: torch.device | str) -> list[BlockCall]:
     """Run each sample through the model with every block replaced by a pass-through that records the
     exact arguments the model gives it; keep block 0's hidden input and each distinct argument set (CPU)."""
@@ -132,11 +144,12 @@ def capture_inputs(model: nn.Module, samples: Sequence[torch.Tensor], device: to
     calls: list[BlockCall] = []
     log: list = []
     _move_non_block_parts(model, blocks, device)
+    base = _base(model)
     try:
         with _blocks_replaced(model, blocks, log), torch.no_grad():
             for ids in samples:
                 log.clear()
-                model(input_ids=ids.reshape(1, -1).to(device), use_cache=False)
+                base(input_ids=ids.reshape(1, -1).to(device), use_cache=False)
                 if len(log) != len(blocks.layers):
                     raise RuntimeError(f"expected {len(blocks.layers)} block calls, saw {len(log)}")
                 variants: list[tuple[tuple, dict]] = []
@@ -160,21 +173,78 @@ def capture_inputs(model: nn.Module, samples: Sequence[torch.Tensor], device: to
     return calls
 
 
+class _Enough(Exception):
+    """Raised inside a block once every module a statistics pass needs has seen its input."""
+
+
+@contextmanager
+def _stop_after(modules: Sequence[nn.Module]) -> Iterator[Callable[[], None]]:
+    """Pre-hooks that end the forward once each of ``modules`` has been called; yields a per-call reset.
+
+    Registered after the visitor's statistics hooks, so a module's statistics are recorded before the
+    forward stops at it."""
+    pending: set[int] = set()
+
+    def hook(m: nn.Module, _args: tuple) -> None:
+        pending.discard(id(m))
+        if not pending:
+            raise _Enough
+
+    def reset() -> None:
+        pending.update(id(m) for m in modules)
+
+    with hooked([m.register_forward_pre_hook(hook) for m in modules]):
+        yield reset
+
+
+def _called_once(block: nn.Module, modules: Sequence[nn.Module], call: Callable[[], object]) -> bool:
+    """Run ``call`` once, counting calls of ``modules``: may a pass safely stop at their first call?"""
+    counts = {id(m): 0 for m in modules}
+
+    def count(m: nn.Module, _args: tuple) -> None:
+        counts[id(m)] += 1
+
+    with hooked([m.register_forward_pre_hook(count) for m in modules]):
+        call()
+    return all(c == 1 for c in counts.values())
+
+
 def run_block(
-    block: nn.Module, calls: Sequence[BlockCall], device: torch.device | str, index: int
+    block: nn.Module,
+    calls: Sequence[BlockCall],
+    device: torch.device | str,
+    index: int,
+    stop_after: Sequence[nn.Module] = (),
 ) -> list[torch.Tensor]:
-    """Run ``block`` (at position ``index``) on every captured call; outputs come back on the CPU."""
-    outs = []
+    """Run ``block`` (at position ``index``) on every captured call; outputs come back on the CPU.
+
+    With ``stop_after`` (a statistics pass) each call ends once all of those modules have been called,
+    and nothing is returned."""
+
+    def one(c: BlockCall) -> torch.Tensor:
+        args, kwargs = c.arguments(index)
+        out = block(c.hidden.to(device), *tree_to(args, device), **tree_to(kwargs, device))
+        return out[0] if isinstance(out, tuple) else out
+
     with torch.no_grad():
-        for c in calls:
-            args, kwargs = c.arguments(index)
-            out = block(c.hidden.to(device), *tree_to(args, device), **tree_to(kwargs, device))
-            out = out[0] if isinstance(out, tuple) else out
-            outs.append(out.to("cpu"))
-    return outs
+        if not stop_after:
+            return [one(c).to("cpu") for c in calls]
+        if not calls:
+            return []
+        if not _called_once(block, stop_after, lambda: one(calls[0])):
+            for c in calls[1:]:  # some module runs more (or less) than once per call: no early stop
+                one(c)
+            return []
+        with _stop_after(stop_after) as reset:
+            for c in calls[1:]:
+                reset()
+                with suppress(_Enough):
+                    one(c)
+    return []
 
 
-Visitor = Callable[[int, nn.Module, Callable[[], None]], None]
+Forward = Callable[..., None]
+Visitor = Callable[[int, nn.Module, Forward], None]
 
 
 def for_each_block(
@@ -186,7 +256,8 @@ def for_each_block(
     description: str = "pruning",
 ) -> dict:
     """Calibrate block by block: ``visit(index, block, forward)`` may prune ``block``; ``forward()`` runs
-    the block over all calibration inputs (so the visitor's hooks see them). Returns timing stats."""
+    the block over all calibration inputs (so the visitor's hooks see them); ``forward(stop_after=mods)``
+    stops each call once all of ``mods`` have received their input. Returns timing stats."""
     from prunescale.progress import progress_bar
 
     t0 = time.perf_counter()
@@ -199,15 +270,18 @@ def for_each_block(
             block.to(device)
             try:
 
-                def forward(block: nn.Module = block, index: int = i) -> None:
+                def forward(
+                    block: nn.Module = block, index: int = i, stop_after: Sequence[nn.Module] = ()
+                ) -> None:
                     nonlocal forwards
                     forwards += 1
-                    run_block(block, calls, device, index)
+                    run_block(block, calls, device, index, stop_after)
 
                 visit(i, block, forward)
-                forwards += 1
-                for c, h in zip(calls, run_block(block, calls, device, i)):
-                    c.hidden = h
+                if i + 1 < len(blocks.layers):  # the last block's outputs feed no other block
+                    forwards += 1
+                    for c, h in zip(calls, run_block(block, calls, device, i)):
+                        c.hidden = h
             finally:
                 block.to("cpu")
             bar.advance(task)

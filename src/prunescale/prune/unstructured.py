@@ -95,7 +95,7 @@ def dense_input_norms(
         linears = {n: m for n, m in block.named_modules() if isinstance(m, nn.Linear)}
         stats = {n: InputNorms(m.in_features, device) for n, m in linears.items()}
         with hooked(_stat_hooks(linears, stats)):
-            forward()
+            forward(stop_after=list(linears.values()))
         for n in linears:
             norms[blocks.name(i, n)] = stats[n].norms().cpu()
 
@@ -135,7 +135,7 @@ def prune_wanda(
         linears = {n: m for n, m in block.named_modules() if isinstance(m, nn.Linear)}
         stats = {n: InputNorms(m.in_features, device) for n, m in linears.items()}
         with hooked(_stat_hooks(linears, stats)):
-            forward()
+            forward(stop_after=list(linears.values()))
         for n, lin in linears.items():
             full = blocks.name(i, n)
             target = None if pattern.nm else pattern.sparsity[full]
@@ -166,7 +166,7 @@ def prune_sparsegpt(
         for group in groups:
             stats = {n: SparseGPT(linears[n].in_features, device) for n in group}
             with hooked(_stat_hooks(linears, stats)):
-                forward()
+                forward(stop_after=[linears[n] for n in group])
             for n in group:
                 full = blocks.name(i, n)
                 target = None if pattern.nm else pattern.sparsity[full]
