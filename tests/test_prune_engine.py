@@ -274,3 +274,35 @@ def test_per_layer_masks_are_replayed_for_sliding_window_layers():
             c.hidden = h
     for c, ref in zip(calls, seen):
         torch.testing.assert_close(c.hidden, ref)
+
+
+def test_linears_sharing_an_input_share_its_hessian_exactly():
+    """q,k,v (and gate,up) see one tensor: its XᵀX is computed once and folded into each Hessian, which
+    must equal what each Linear would accumulate alone."""
+    from prunescale.prune.sequential import hooked
+    from prunescale.prune.sparsegpt import SparseGPT
+    from prunescale.prune.unstructured import _stat_hooks
+
+    model = tiny_model("qwen3", vocab=60)
+    calls = capture_inputs(model, _samples(3), "cpu")
+    block = decoder_blocks(model).layers[0]
+    linears = {n: m for n, m in block.named_modules() if isinstance(m, torch.nn.Linear)}
+    shared = {n: SparseGPT(m.in_features) for n, m in linears.items()}
+    alone = {n: SparseGPT(m.in_features) for n, m in linears.items()}
+    computed = []
+    real = SparseGPT.summarise
+
+    def counting(x):
+        computed.append(1)
+        return real(x)
+
+    own = [m.register_forward_pre_hook(lambda _m, a, n=n: alone[n].fold(*real(a[0]))) for n, m in linears.items()]
+    SparseGPT.summarise = staticmethod(counting)
+    try:
+        with hooked(_stat_hooks(linears, shared) + own):
+            run_block(block, calls, "cpu", 0)
+    finally:
+        SparseGPT.summarise = staticmethod(real)
+    for n in linears:
+        torch.testing.assert_close(shared[n].H, alone[n].H)
+    assert len(computed) == 3 * 4  # per call: (q,k,v), o, (gate,up), down

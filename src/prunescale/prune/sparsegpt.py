@@ -36,17 +36,25 @@ class SparseGPT:
         self.H: torch.Tensor | None = torch.zeros(in_features, in_features, dtype=torch.float32, device=device)
         self.tokens = 0
 
-    def add_batch(self, x: torch.Tensor) -> None:
-        """Fold calibration inputs (…, d_in) into the running mean of ``2 x xᵀ``."""
-        assert self.H is not None, "add_batch after free()"
+    @staticmethod
+    def summarise(x: torch.Tensor) -> tuple[torch.Tensor, int]:
+        """This batch's ``Σ x xᵀ`` (fp32) and token count; computed once for Linears sharing an input
+        (q,k,v; gate,up), where it is the dominant cost of a statistics pass."""
         x = x.detach().reshape(-1, x.shape[-1]).float()
-        n = x.shape[0]
+        return x.T @ x, x.shape[0]
+
+    def fold(self, xtx: torch.Tensor, n: int) -> None:
+        """Fold a batch into the running mean ``H = 2 Σ x xᵀ / N``."""
+        assert self.H is not None, "add_batch after free()"
         if n == 0:
             return
-        self.H *= self.tokens / (self.tokens + n)
-        self.tokens += n
-        x = x * (2.0 / self.tokens) ** 0.5
-        self.H += x.T @ x
+        total = self.tokens + n
+        self.H.mul_(self.tokens / total).add_(xtx, alpha=2.0 / total)
+        self.tokens = total
+
+    def add_batch(self, x: torch.Tensor) -> None:
+        """Fold calibration inputs (…, d_in) into the running mean of ``2 x xᵀ``."""
+        self.fold(*self.summarise(x))
 
     @torch.no_grad()
     def prune(

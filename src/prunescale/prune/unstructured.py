@@ -71,9 +71,17 @@ def prune_magnitude(model: nn.Module, pattern: Pattern, samples: Sequence[torch.
 
 
 def _stat_hooks(linears: Mapping[str, nn.Linear], stats: Mapping[str, InputNorms | SparseGPT]) -> list:
+    """Pre-hooks feeding each Linear's input to its statistics; Linears handed the very same (unmodified)
+    input tensor as the previous one — q,k,v; gate,up — reuse its summary instead of recomputing it."""
+    last: dict = {}
+
     def hook(name: str):
         def fn(_m: nn.Module, args: tuple) -> None:
-            stats[name].add_batch(args[0])
+            x, st = args[0], stats[name]
+            key = (type(st), x._version)
+            if last.get("x") is not x or last.get("key") != key:
+                last.update(x=x, key=key, summary=st.summarise(x))
+            st.fold(*last["summary"])
 
         return fn
 

@@ -16,10 +16,18 @@ class InputNorms:
         self.sq = torch.zeros(in_features, dtype=torch.float32, device=device)
         self.tokens = 0
 
-    def add_batch(self, x: torch.Tensor) -> None:
+    @staticmethod
+    def summarise(x: torch.Tensor) -> tuple[torch.Tensor, int]:
+        """This batch's contribution (Σ x_j², tokens); computed once for Linears that share an input."""
         x = x.detach().reshape(-1, x.shape[-1]).float()
-        self.sq += (x * x).sum(0)
-        self.tokens += x.shape[0]
+        return (x * x).sum(0), x.shape[0]
+
+    def fold(self, sq: torch.Tensor, tokens: int) -> None:
+        self.sq += sq
+        self.tokens += tokens
+
+    def add_batch(self, x: torch.Tensor) -> None:
+        self.fold(*self.summarise(x))
 
     def norms(self) -> torch.Tensor:
         return self.sq.sqrt()
