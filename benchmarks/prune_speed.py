@@ -1,6 +1,7 @@
 """Pruning speed, peak memory and (optionally) agreement with llm-compressor on SmolLM2-135M.
 
-Prunes with Wanda and SparseGPT at 50 % on 128 × 512 GSM8K calibration tokens. Baselines measured in the
+Prunes with Wanda and SparseGPT (our default within-block order, and the one-pass order that
+llm-compressor uses) at 50 % on 128 × 512 GSM8K calibration tokens. Baselines measured in the
 same run, each in a fresh child process so its peak RSS is its own:
 
 * ``dense_forward``: one plain forward pass of the dense model over the same tokens (the unavoidable
@@ -42,7 +43,8 @@ OURS = textwrap.dedent(
             for s in samples:
                 model(input_ids=s[None], use_cache=False)
     else:
-        prune_model(model, what, Pattern(uniform(model, 0.5)), samples, progress=False)
+        method, _, mode = what.partition("-")  # sparsegpt-nonseq: no q,k,v -> o -> gate,up -> down order
+        prune_model(model, method, Pattern(uniform(model, 0.5)), samples, progress=False, sequential=mode != "nonseq")
     seconds = time.perf_counter() - t0
     if what != "dense_forward":
         torch.save({n: (m.weight == 0) for n, m in model.named_modules()
@@ -108,7 +110,12 @@ def main() -> None:
     ap.add_argument("--seqlen", type=int, default=512)
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
     ap.add_argument("--llmcompressor-python", default=None)
-    ap.add_argument("--methods", default="wanda,sparsegpt", help="comma-separated subset of wanda,sparsegpt")
+    ap.add_argument(
+        "--methods",
+        default="wanda,sparsegpt,sparsegpt-nonseq",
+        help="comma-separated subset of wanda, sparsegpt (our default: q,k,v -> o -> gate,up -> down in order) "
+        "and sparsegpt-nonseq (all Linears of a block from one pass, as llm-compressor does)",
+    )
     args = ap.parse_args()
     lm = load_model(args.model, dtype="fp32")  # converts a GGUF once; children load the HF folder
     folder = lm.ref.location if lm.ref.kind == "folder" else str(Path(lm.model.name_or_path))
@@ -120,6 +127,7 @@ def main() -> None:
     res: dict = {
         "dense_forward": run_child(sys.executable, OURS, "dense_forward", folder, ids, tmp / "x", args.threads)
     }
+    lc_runs: dict[str, dict] = {}
     for method in args.methods.split(","):
         r = run_child(sys.executable, OURS, method, folder, ids, tmp / f"ours-{method}.pt", args.threads)
         r["time_over_dense_forward"] = round(r["seconds"] / res["dense_forward"]["seconds"], 2)
@@ -127,15 +135,19 @@ def main() -> None:
         res[method] = r
         print(f"prunescale {method}: {r['seconds']:.1f} s, peak RSS {r['peak_rss_mb']:.0f} MB", file=sys.stderr)
         if args.llmcompressor_python:
-            lc = run_child(
-                args.llmcompressor_python, LLMCOMPRESSOR, method, folder, ids, tmp / f"lc-{method}.pt", args.threads
-            )
+            base = method.split("-")[0]  # llm-compressor's SparseGPT is the non-sequential algorithm
+            lc_file = tmp / f"lc-{base}.pt"
+            if base not in lc_runs:
+                lc_runs[base] = run_child(
+                    args.llmcompressor_python, LLMCOMPRESSOR, base, folder, ids, lc_file, args.threads
+                )
+            lc = lc_runs[base]
             r["llmcompressor_seconds"] = round(lc["seconds"], 2)
             r["llmcompressor_peak_rss_mb"] = round(lc["peak_rss_mb"], 1)
             r["time_ratio_vs_llmcompressor"] = round(r["seconds"] / lc["seconds"], 3)
             r["rss_ratio_vs_llmcompressor"] = round(r["peak_rss_mb"] / lc["peak_rss_mb"], 3)
             r["mask_agreement_vs_llmcompressor"] = round(
-                agreement(tmp / f"ours-{method}.pt", tmp / f"lc-{method}.pt"), 5
+                agreement(tmp / f"ours-{method}.pt", lc_file), 5
             )
             print(
                 f"llm-compressor {method}: {lc['seconds']:.1f} s, peak RSS {lc['peak_rss_mb']:.0f} MB, "

@@ -52,6 +52,93 @@ def test_seeded_sampling_ignores_batch_and_budget(model):
     assert other_seed != alone
 
 
+def _reference(model, r: Request) -> tuple[list[int], bool]:
+    stops = list(r.stop_ids) or [999]
+    ref = model.generate(torch.tensor([r.prompt_ids]), max_new_tokens=r.max_new_tokens, do_sample=False,
+                         eos_token_id=stops, pad_token_id=0)[0, len(r.prompt_ids):].tolist()
+    cut = next((i for i, t in enumerate(ref) if t in stops), None)
+    return (ref if cut is None else ref[:cut]), cut is not None
+
+
+@pytest.mark.parametrize("arch", ["llama", "qwen2", "qwen3"])
+def test_continuous_batching_refills_and_equals_generate(arch):
+    """More requests than slots, mixed lengths: rows leave and waiting ones are merged in mid-flight."""
+    model = tiny_model(arch, vocab=len(TOK))
+    engine = HFEngine(model, pad_id=0, batch_size=4)
+    assert engine.continuous
+    g = torch.Generator().manual_seed(1)
+    budgets = torch.randint(1, 20, (14,), generator=g).tolist()
+    reqs = [Request(p, m, stop_ids=[7, 11]) for p, m in zip(_prompts(14), budgets)]
+    outs = engine.generate(reqs)
+    for r, out in zip(reqs, outs):
+        ids, stopped = _reference(model, r)
+        assert (out.ids, out.stopped) == (ids, stopped)
+    assert engine.forward_tokens < sum(len(r.prompt_ids) + r.max_new_tokens for r in reqs) * 1.5
+
+
+def test_sliding_window_models_run_fixed_batches():
+    """Sliding-window cache layers cannot be merged: the engine falls back to fixed batches, still exact."""
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    torch.manual_seed(0)
+    cfg = Qwen2Config(vocab_size=len(TOK), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,
+                      use_sliding_window=True, sliding_window=6, max_window_layers=1,
+                      layer_types=["full_attention", "sliding_attention"], pad_token_id=0)
+    model = Qwen2ForCausalLM(cfg).eval()
+    engine = HFEngine(model, pad_id=0, batch_size=3)
+    assert not engine.continuous
+    reqs = [Request(p, m, stop_ids=[7]) for p, m in zip(_prompts(5), (10, 3, 12, 6, 8))]
+    for r, out in zip(reqs, engine.generate(reqs)):
+        assert out.ids == _reference(model, r)[0]
+
+
+@pytest.mark.parametrize("seeded", [False, True])
+def test_prefix_reuse_is_exact_and_prefills_only_the_new_tokens(model, seeded):
+    """Continuations under a prefix key (budget truncations + closer/cue, "Wait" rounds) reuse the kept KV
+    and give exactly what a full prefill gives."""
+    engine, plain = HFEngine(model, pad_id=0, batch_size=3), HFEngine(model, pad_id=0, batch_size=3, continuous=False)
+    prompts = _prompts(6)
+    keys = [object() for _ in prompts]
+    seed = (lambda i: 100 + i) if seeded else (lambda i: None)
+    first = engine.generate([Request(p, 14, seed=seed(i), prefix_key=k, keep_prefix=True)
+                             for i, (p, k) in enumerate(zip(prompts, keys))])
+    follow, reused = [], 0
+    for i, (p, k, out) in enumerate(zip(prompts, keys, first)):
+        kept = p + out.ids[: len(out.ids) if out.stopped else len(out.ids) - 1]  # a length-cut last token: unfed
+        for cut in (0, 5, len(out.ids)):
+            ctx = p + out.ids[:cut] + [9, 10]
+            follow.append(Request(ctx, 6, seed=seed(i), prefix_key=k))
+            reused += next((j for j, (a, b) in enumerate(zip(kept, ctx[:-1])) if a != b), min(len(kept), len(ctx) - 1))
+    before = engine.forward_tokens
+    got = engine.generate(follow)
+    want = plain.generate([Request(r.prompt_ids, 6, seed=r.seed) for r in follow])
+    assert [g.ids for g in got] == [w.ids for w in want]
+    assert engine.store.reused_tokens == reused and engine.store.hits == len(follow)
+    assert engine.forward_tokens - before < plain.forward_tokens - sum(len(r.prompt_ids) for r in follow) // 2
+    engine.release(keys)
+    assert not engine.store.entries and engine.store.bytes == 0
+
+
+def test_prefix_store_keeps_the_longest_and_evicts_by_bytes():
+    from prunescale.tts.engines.hf import PrefixStore
+
+    def kv(n):
+        return [(torch.zeros(2, n, 4), torch.zeros(2, n, 4))]  # 2 · n · 4 · 4 bytes per tensor
+
+    store = PrefixStore(max_bytes=2 * 2 * 20 * 4 * 4)  # room for 20 tokens
+    store.put("a", [1, 2, 3, 4], kv(4))
+    store.put("a", [1, 2], kv(2))  # shorter: the longer sequence stays
+    assert store.lookup("a", [1, 2, 3, 9, 9])[0] == 3
+    assert store.lookup("a", [1, 2, 3, 4])[0] == 3  # one token must still be fed
+    assert store.lookup("a", [5, 1])[0] == 0 and store.lookup("b", [1, 2])[0] == 0
+    store.put("b", list(range(10)), kv(10))
+    store.put("c", list(range(8)), kv(8))  # 22 tokens: the least recently used ("a") goes
+    assert list(store.entries) == ["b", "c"] and store.bytes == 2 * 2 * 18 * 4 * 4
+    store.put("d", list(range(30)), kv(30))  # larger than the whole store: not kept
+    assert "d" not in store.entries
+
+
 class ScriptedEngine:
     """Thinks 'ab' then closes, every round; answers 'x'. Lets the state machine be checked exactly."""
 

@@ -9,7 +9,9 @@ One thinking *trajectory* per (item, seed, sample) is generated up to the larges
 Token accounting is cumulative over rounds (the inserted "Wait" counts). Because every round's samples
 come from that request's own seeded generator (or greedy decoding), the thinking under a budget B is the
 first B tokens of the trajectory under any larger budget; so each budget is derived by truncation and only
-the short answer phase runs per budget (identical answer contexts are generated once):
+the short answer phase runs per budget (identical answer contexts are generated once; every request of a
+trajectory carries its prefix key, so an engine that keeps the trajectory's KV cache prefills only the
+closer and cue of each answer and the "Wait" of each round):
 
 * natural end within B → the model's own closer, then its answer;
 * otherwise → thinking cut at B, the closer plus an answer cue forced, then the answer. A model that ends
@@ -46,6 +48,7 @@ class Trajectory:
     waits: int = 0
     wait_at: list[int] = field(default_factory=list)
     hit_eos: bool = False  # the model ended its whole reply inside the thinking block (no closer)
+    key: object = field(default_factory=object)  # prefix key: every request of this trajectory shares it
 
     def waits_within(self, budget: int) -> int:
         return sum(1 for p in self.wait_at if p < budget)
@@ -74,7 +77,8 @@ def think(
     rnd = 0
     while active:
         reqs = [Request(trajs[i].prompt_ids + trajs[i].think_ids, limit - len(trajs[i].think_ids), stop_ids,
-                        round_seed(seeds[i], rnd), policy.temperature, policy.top_p, stop_seqs) for i in active]
+                        round_seed(seeds[i], rnd), policy.temperature, policy.top_p, stop_seqs,
+                        prefix_key=trajs[i].key, keep_prefix=True) for i in active]
         outs = engine.generate(reqs)
         nxt = []
         for i, out in zip(active, outs):
@@ -142,10 +146,13 @@ def answer_phase(
             if key not in contexts:
                 contexts[key] = len(reqs)
                 reqs.append(Request(ctx, policy.answer_budget, (tok.eos_token_id,), round_seed(seed, 10_000),
-                                    policy.temperature, policy.top_p))
+                                    policy.temperature, policy.top_p, prefix_key=t.key))
             row.append((contexts[key], len(kept), not natural, t.waits_within(b), prefix))
         plan.append(row)
     outs = engine.generate(reqs) if reqs else []
+    release = getattr(engine, "release", None)  # engines that keep each trajectory's prefix may now drop it
+    if release is not None:
+        release([t.key for t in trajs])
     results = []
     for row in plan:
         res = []

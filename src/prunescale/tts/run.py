@@ -134,7 +134,7 @@ def evaluate_run(spec: EvalSpec, model, tok, engine, log: Callable[[str], None] 
         progress_bar("eval", "samples × budgets", progress) as bar,
     ):
         task = bar.add_task("eval", total=total, completed=len(done) * len(spec.budgets))
-        for chunk in _chunks(work, spec.batch_size * 2):
+        for chunk in _chunks(work, spec.batch_size * 4):  # a few batches: refills keep slots busy
             prompts = [tok(render(tok, it, fmt), add_special_tokens=False).input_ids for it, _, _ in chunk]
             seeds = [None if greedy else request_seed(s, it.id, j) for it, s, j in chunk]
             trajs = think(engine, tok, prompts, seeds, policy, stop)

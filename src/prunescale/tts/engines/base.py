@@ -1,14 +1,15 @@
 """The engine protocol: ``generate(requests) -> completions``, the same for every backend.
 
 A request is token ids in, token ids out: its own token budget, stop tokens, and a seed (``None`` =
-greedy). Continuing an earlier prefix is a request whose prompt ends with that prefix. Per-request seeds
+greedy). Continuing an earlier prefix is a request whose prompt starts with that prefix (a shared
+``prefix_key`` lets the engine skip recomputing it). Per-request seeds
 make sampling independent of batch composition and of ``max_new_tokens``, which is what lets a budget
 sweep reuse one thinking trace for every budget.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -22,6 +23,10 @@ class Request:
     temperature: float = 1.0
     top_p: float = 1.0
     stop_sequences: Sequence[tuple[int, ...]] = ()  # multi-token stops (e.g. a plain-text "</think>")
+    # requests under one prefix key share a prefix (one thinking trajectory): an engine may reuse the
+    # computation of the longest common prefix with the sequence last kept under the key
+    prefix_key: Hashable | None = None
+    keep_prefix: bool = False  # keep this request's sequence (prompt + output) for later requests
 
 
 @dataclass

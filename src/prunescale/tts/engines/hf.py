@@ -1,20 +1,38 @@
-"""The ``hf`` engine: batched decoding with a KV cache on plain transformers models (CPU or GPU).
+"""The ``hf`` engine: continuous batching with a KV cache and prefix reuse on plain transformers models.
 
-A hand-written decode loop rather than ``model.generate`` because it must (1) draw each request's
-samples from that request's own seeded generator, so a sample does not depend on batch composition or
-on its token budget, and (2) drop finished rows from the batch and the cache at once, so long and short
-requests do not pay for each other's padding.
+A hand-written decode loop rather than ``model.generate`` because it must
+
+1. draw each request's samples from that request's own seeded generator, so a sample does not depend
+   on batch composition or on its token budget (what makes the budget sweep by truncation exact);
+2. keep the batch full: finished rows leave the batch and its KV cache at once, and once a quarter of
+   the slots are free, waiting requests are prefilled and merged in (left-padded to a common width);
+   long and short requests do not pay for each other;
+3. continue from a prefix without recomputing it: a request with a ``prefix_key`` reuses the KV of the
+   longest common prefix with the last kept sequence under that key (the thinking trace, for every
+   budget's answer phase and every "Wait" round), and only its remaining tokens are prefilled.
+
+Rows of one batch may then have gaps in the middle (cached prefix | padding | new tokens); the 2-D
+attention mask and explicit position ids make that exact. Merging caches needs plain
+``DynamicLayer`` caches; models with sliding-window (or other) cache layers run fixed batches without
+merging or reuse.
 """
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Sequence
+from collections import OrderedDict, deque
+from collections.abc import Hashable, Iterable, Sequence
+from dataclasses import dataclass, field
 
+import numpy as np
 import torch
-from transformers import PreTrainedModel
+import torch.nn.functional as F
+from transformers import DynamicCache, PreTrainedModel
+from transformers.cache_utils import DynamicLayer
 
 from prunescale.tts.engines.base import Completion, Request
+
+KV = list[tuple[torch.Tensor, torch.Tensor]]  # per layer: keys, values (heads, tokens, head_dim)
 
 
 def _cache_of(out):
@@ -23,8 +41,6 @@ def _cache_of(out):
 
 
 def _sample(logits: torch.Tensor, req: Request, gen: torch.Generator | None) -> int:
-    if req.seed is None or req.temperature == 0:
-        return int(torch.argmax(logits))
     probs = torch.softmax(logits.float() / req.temperature, dim=-1)
     if req.top_p < 1.0:
         sorted_p, idx = torch.sort(probs, descending=True)
@@ -34,76 +50,235 @@ def _sample(logits: torch.Tensor, req: Request, gen: torch.Generator | None) -> 
     return int(torch.multinomial(probs, 1, generator=gen))
 
 
+def _greedy(req: Request) -> bool:
+    return req.seed is None or req.temperature == 0
+
+
+class PrefixStore:
+    """KV of kept sequences by prefix key, least recently used first out beyond ``max_bytes``."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.entries: OrderedDict[Hashable, tuple[np.ndarray, KV, int]] = OrderedDict()
+        self.bytes = 0
+        self.hits = self.reused_tokens = 0
+
+    def lookup(self, key: Hashable | None, ids: Sequence[int]) -> tuple[int, KV | None]:
+        """Length of the reusable prefix of ``ids`` (at most ``len(ids) - 1``: one token must be fed to
+        get logits) and the stored KV it is a prefix of."""
+        if key is None or key not in self.entries:
+            return 0, None
+        stored, kv, _ = self.entries[key]
+        self.entries.move_to_end(key)
+        n = min(len(stored), len(ids) - 1)
+        if n <= 0:
+            return 0, None
+        differ = np.flatnonzero(stored[:n] != np.asarray(ids[:n]))
+        m = int(differ[0]) if len(differ) else n
+        if m:
+            self.hits += 1
+            self.reused_tokens += m
+        return m, (kv if m else None)
+
+    def put(self, key: Hashable, ids: Sequence[int], kv: KV) -> None:
+        """Keep ``kv`` for ``ids`` unless a longer sequence is already kept under ``key``."""
+        old = self.entries.get(key)
+        if old is not None:
+            if len(old[0]) >= len(ids):
+                return
+            self.drop([key])
+        size = sum(k.numel() * k.element_size() + v.numel() * v.element_size() for k, v in kv)
+        if size > self.max_bytes:
+            return
+        self.entries[key] = (np.asarray(ids, dtype=np.int64), kv, size)
+        self.bytes += size
+        while self.bytes > self.max_bytes:
+            self.drop([next(iter(self.entries))])
+
+    def drop(self, keys: Iterable[Hashable]) -> None:
+        for key in keys:
+            entry = self.entries.pop(key, None)
+            if entry is not None:
+                self.bytes -= entry[2]
+
+
+@dataclass
+class _Row:
+    req: Request
+    gen: torch.Generator | None
+    result: Completion = field(default_factory=lambda: Completion([]))
+    raw: list[int] = field(default_factory=list)  # every token appended, before stop-sequence trimming
+
+
+@dataclass
+class _Batch:
+    """The running batch: KV cache, 2-D attention mask, next position and last logits of every row."""
+
+    cache: DynamicCache
+    mask: torch.Tensor  # (rows, width) long
+    pos: torch.Tensor  # (rows,) long: position id of each row's next token
+    logits: torch.Tensor  # (rows, vocab)
+    rows: list[_Row]
+
+    def select(self, keep: list[int], trim: bool) -> None:
+        sel = torch.tensor(keep, device=self.mask.device)
+        self.cache.batch_select_indices(sel)
+        self.mask, self.pos, self.logits = self.mask[sel], self.pos[sel], self.logits[sel]
+        self.rows = [self.rows[b] for b in keep]
+        if trim:
+            self.trim()
+
+    def trim(self) -> None:
+        """Drop leading columns no row attends to (rows that needed them have left); plain caches only,
+        whose columns are the mask's."""
+        used = self.mask.any(0).nonzero()
+        first = int(used[0]) if len(used) else 0
+        if first:
+            self.mask = self.mask[:, first:]
+            for layer in self.cache.layers:
+                layer.keys, layer.values = layer.keys[:, :, first:], layer.values[:, :, first:]
+
+
+def _left_pad(t: torch.Tensor, width: int, dim: int) -> torch.Tensor:
+    extra = width - t.shape[dim]
+    if not extra:
+        return t
+    pad = [0, 0] * (t.dim() - 1 - dim) + [extra, 0]
+    return F.pad(t, pad)
+
+
 class HFEngine:
     name = "hf"
 
-    def __init__(self, model: PreTrainedModel, pad_id: int, batch_size: int = 32) -> None:
+    def __init__(
+        self,
+        model: PreTrainedModel,
+        pad_id: int,
+        batch_size: int = 32,
+        prefix_cache_bytes: int = 2 * 1024**3,
+        continuous: bool | None = None,
+    ) -> None:
         self.model, self.pad_id, self.batch_size = model.eval(), pad_id, batch_size
         self.device = next(model.parameters()).device
         self.forward_tokens = 0  # tokens pushed through the model (padding included): the cost figure
+        params = inspect.signature(model.forward).parameters
         # transformers ≥ 5.2x renamed the cache argument from past_key_values to cache
-        self._cache_arg = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+        self._cache_arg = "cache" if "cache" in params else "past_key_values"
+        self._last_only = {"logits_to_keep": 1} if "logits_to_keep" in params else {}
+        plain = all(type(layer) is DynamicLayer for layer in DynamicCache(config=model.config).layers)
+        self.continuous = plain if continuous is None else (continuous and plain)
+        self.store = PrefixStore(prefix_cache_bytes if self.continuous else 0)
+
+    def release(self, keys: Iterable[Hashable]) -> None:
+        """Forget the kept KV of these prefix keys (their requests are all done)."""
+        self.store.drop(keys)
 
     def generate(self, requests: Sequence[Request]) -> list[Completion]:
-        order = sorted(range(len(requests)), key=lambda i: len(requests[i].prompt_ids))
-        out: list[Completion | None] = [None] * len(requests)
-        for start in range(0, len(order), self.batch_size):
-            idx = order[start : start + self.batch_size]
-            for i, comp in zip(idx, self._batch([requests[i] for i in idx])):
-                out[i] = comp
-        return [c for c in out if c is not None]
+        rows = [_Row(r, torch.Generator().manual_seed(r.seed) if r.seed is not None else None) for r in requests]
+        live = [row for row in rows if row.req.max_new_tokens > 0]
+        pending = deque(sorted(live, key=lambda w: len(w.req.prompt_ids)))
+        refill_at = self.batch_size - max(1, self.batch_size // 4)
+        batch: _Batch | None = None
+        with torch.no_grad():
+            while pending or batch is not None:
+                if pending and (batch is None or (self.continuous and len(batch.rows) <= refill_at)):
+                    free = self.batch_size - (len(batch.rows) if batch else 0)
+                    new = self._prefill([pending.popleft() for _ in range(min(free, len(pending)))])
+                    batch = new if batch is None else self._merge(batch, new)
+                batch = self._step(batch)
+        return [row.result for row in rows]
 
-    @torch.no_grad()
-    def _batch(self, reqs: list[Request]) -> list[Completion]:
-        n = len(reqs)
-        width = max(len(r.prompt_ids) for r in reqs)
+    def _prefill(self, group: list[_Row]) -> _Batch:
+        """Prefill a group of new rows, each from the longest prefix the store holds for it."""
+        found = [self.store.lookup(w.req.prefix_key, w.req.prompt_ids) for w in group]
+        cached = max(m for m, _ in found)
+        rest = [w.req.prompt_ids[m:] for w, (m, _) in zip(group, found)]
+        width = max(map(len, rest))
+        n = len(group)
         ids = torch.full((n, width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((n, width), dtype=torch.long)
-        for row, r in enumerate(reqs):
-            ids[row, width - len(r.prompt_ids) :] = torch.tensor(r.prompt_ids)
-            mask[row, width - len(r.prompt_ids) :] = 1
-        gens = [torch.Generator().manual_seed(r.seed) if r.seed is not None else None for r in reqs]
-        results = [Completion([]) for _ in reqs]
-        alive = list(range(n))  # original row of each live batch row
-        ids, mask = ids.to(self.device), mask.to(self.device)
-        pos = (mask.cumsum(-1) - 1).clamp(min=0)
-        out = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True)
+        mask = torch.zeros((n, cached + width), dtype=torch.long)
+        pos = torch.zeros((n, width), dtype=torch.long)
+        for b, ((m, _), r) in enumerate(zip(found, rest)):
+            ids[b, width - len(r) :] = torch.tensor(r)
+            mask[b, cached - m : cached] = 1
+            mask[b, cached + width - len(r) :] = 1
+            pos[b, width - len(r) :] = torch.arange(m, m + len(r))
+        ids, mask, pos = ids.to(self.device), mask.to(self.device), pos.to(self.device)
+        kwargs = {}
+        if cached:
+            layers = []
+            for li, (k0, v0) in enumerate(next(kv for _, kv in found if kv is not None)):
+                k = k0.new_zeros((n, k0.shape[0], cached, k0.shape[2]))
+                v = v0.new_zeros((n, v0.shape[0], cached, v0.shape[2]))
+                for b, (m, kv) in enumerate(found):
+                    if m:
+                        k[b, :, cached - m :] = kv[li][0][:, :m]
+                        v[b, :, cached - m :] = kv[li][1][:, :m]
+                layers.append((k, v))
+            kwargs[self._cache_arg] = DynamicCache(ddp_cache_data=layers)
+        out = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True, **kwargs,
+                         **self._last_only)
         self.forward_tokens += ids.numel()
-        cache, logits = _cache_of(out), out.logits[:, -1]
-        steps = 0
-        while alive:
-            nxt, keep = [], []
-            for b, row in enumerate(alive):
-                r, res = reqs[row], results[row]
-                if r.max_new_tokens <= 0:
-                    continue
-                tok = _sample(logits[b], r, gens[row])
-                if tok in r.stop_ids:
-                    res.stop_id = tok
-                    continue
-                res.ids.append(tok)
-                hit = next((s for s in r.stop_sequences if s and tuple(res.ids[-len(s) :]) == s), None)
-                if hit is not None:
-                    del res.ids[-len(hit) :]
-                    res.stop_sequence = hit
-                    continue
-                if len(res.ids) >= r.max_new_tokens:
-                    continue
+        lengths = torch.tensor([len(w.req.prompt_ids) for w in group], device=self.device)
+        return _Batch(_cache_of(out), mask, lengths, out.logits[:, -1], group)
+
+    @staticmethod
+    def _merge(a: _Batch, b: _Batch) -> _Batch:
+        width = max(a.mask.shape[1], b.mask.shape[1])
+        for la, lb in zip(a.cache.layers, b.cache.layers):
+            la.keys = torch.cat([_left_pad(la.keys, width, 2), _left_pad(lb.keys, width, 2)])
+            la.values = torch.cat([_left_pad(la.values, width, 2), _left_pad(lb.values, width, 2)])
+        a.mask = torch.cat([_left_pad(a.mask, width, 1), _left_pad(b.mask, width, 1)])
+        a.pos, a.logits, a.rows = torch.cat([a.pos, b.pos]), torch.cat([a.logits, b.logits]), a.rows + b.rows
+        return a
+
+    def _keep_prefix(self, batch: _Batch, b: int) -> None:
+        """Store row ``b``'s KV (prompt + every fed token) under its prefix key."""
+        row = batch.rows[b]
+        cols = batch.mask[b].nonzero().squeeze(1)
+        fed = row.req.prompt_ids + row.raw[: len(cols) - len(row.req.prompt_ids)]
+        kv = [(layer.keys[b][:, cols].clone(), layer.values[b][:, cols].clone()) for layer in batch.cache.layers]
+        self.store.put(row.req.prefix_key, fed, kv)
+
+    def _step(self, batch: _Batch) -> _Batch | None:
+        """Sample one token per row, retire finished rows, feed the rest one step."""
+        greedy = batch.logits.argmax(-1).tolist()
+        keep, nxt, done = [], [], []
+        for b, row in enumerate(batch.rows):
+            r, res = row.req, row.result
+            tok = greedy[b] if _greedy(r) else _sample(batch.logits[b], r, row.gen)
+            if tok in r.stop_ids:
+                res.stop_id = tok
+                done.append(b)
+                continue
+            res.ids.append(tok)
+            row.raw.append(tok)
+            hit = next((s for s in r.stop_sequences if s and tuple(res.ids[-len(s) :]) == s), None)
+            if hit is not None:
+                del res.ids[-len(hit) :]
+                res.stop_sequence = hit
+                done.append(b)
+            elif len(res.ids) >= r.max_new_tokens:
+                done.append(b)
+            else:
                 nxt.append(tok)
                 keep.append(b)
-            steps += 1
-            if not keep:
-                break
-            if len(keep) < len(alive):
-                sel = torch.tensor(keep, device=self.device)
-                cache.batch_select_indices(sel)
-                mask, pos = mask[sel], pos[sel]
-                alive = [alive[b] for b in keep]
-            mask = torch.cat([mask, torch.ones((len(alive), 1), dtype=mask.dtype, device=self.device)], dim=1)
-            pos = pos[:, -1:] + 1
-            step_ids = torch.tensor(nxt, device=self.device).unsqueeze(1)
-            out = self.model(input_ids=step_ids, attention_mask=mask, position_ids=pos, use_cache=True,
-                             **{self._cache_arg: cache})
-            self.forward_tokens += len(alive)
-            cache, logits = _cache_of(out), out.logits[:, -1]
-        return results
+        for b in done:
+            if batch.rows[b].req.keep_prefix and batch.rows[b].req.prefix_key is not None and self.continuous:
+                self._keep_prefix(batch, b)
+        if not keep:
+            return None
+        if done:
+            batch.select(keep, trim=self.continuous)
+        batch.mask = torch.cat([batch.mask, batch.mask.new_ones((len(keep), 1))], dim=1)
+        out = self.model(
+            input_ids=torch.tensor(nxt, device=self.device).unsqueeze(1),
+            attention_mask=batch.mask,
+            position_ids=batch.pos.unsqueeze(1),
+            use_cache=True,
+            **{self._cache_arg: batch.cache},
+        )
+        self.forward_tokens += len(keep)
+        batch.cache, batch.logits = _cache_of(out), out.logits[:, -1]
+        batch.pos = batch.pos + 1
+        return batch
