@@ -26,7 +26,7 @@ def main() -> None:
     from prunescale.tts.benchmarks import load_benchmark
     from prunescale.tts.engines.base import Request
     from prunescale.tts.engines.hf import HFEngine
-    from prunescale.tts.forcing import Policy, answer_phase, think
+    from prunescale.tts.forcing import Policy, sweep
     from prunescale.tts.prompting import answer_cue, render, think_format
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -47,8 +47,7 @@ def main() -> None:
         engine = HFEngine(lm.model, tok.pad_token_id, args.batch_size)
         policy = Policy(bs, answer_budget=4)
         t0 = time.perf_counter()
-        trajs = think(engine, tok, prompts, seeds, policy, fmt.stop(tok))
-        answer_phase(engine, tok, trajs, seeds, cues, fmt.closer, policy)
+        sweep(engine, tok, prompts, seeds, cues, fmt.closer, policy, fmt.stop(tok))
         return time.perf_counter() - t0, engine.forward_tokens
 
     run(budgets[:1])  # warm-up

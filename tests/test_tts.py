@@ -199,6 +199,65 @@ def test_prefix_reuse_sweep_equals_separate_runs(model, temperature):
             assert s.think_tokens <= b
 
 
+def _frequent_token(model, prompts):
+    from collections import Counter
+
+    outs = HFEngine(model, pad_id=0, batch_size=8).generate([Request(p, 12) for p in prompts])
+    return Counter(t for o in outs for t in o.ids).most_common(1)[0][0]
+
+
+@pytest.mark.parametrize("temperature", [0.0, 1.0])
+@pytest.mark.parametrize("engine_kind", ["hf", "scripted"])
+def test_interleaved_sweep_equals_think_then_answer(model, temperature, engine_kind):
+    """``sweep`` (answers and Wait rounds scheduled as each trajectory's round ends, into the running
+    batch) gives exactly what ``think`` then ``answer_phase`` give; engines without follow-ups run waves."""
+    from prunescale.tts.forcing import sweep
+
+    prompts = _prompts(9)
+    seeds = [None] * 9 if temperature == 0 else [7 * i + 3 for i in range(9)]
+    stop = _frequent_token(model, prompts)  # closes often: natural ends, Wait rounds, shared contexts
+    policy = Policy([0, 3, 7, 15], wait_rounds=1, answer_budget=5, temperature=temperature)
+    cues = ["\n\n"] * 9
+
+    def make():
+        return HFEngine(model, pad_id=0, batch_size=4) if engine_kind == "hf" else ScriptedEngine()
+
+    ref_trajs = think(make(), TOK, prompts, seeds, policy, stop)
+    ref = answer_phase(make(), TOK, ref_trajs, seeds, cues, "</think>", policy)
+    engine = make()
+    trajs, got = sweep(engine, TOK, prompts, seeds, cues, "</think>", policy, stop)
+    assert [(t.think_ids, t.natural_end, t.wait_at) for t in trajs] == [
+        (t.think_ids, t.natural_end, t.wait_at) for t in ref_trajs
+    ]
+    assert any(t.waits for t in trajs)
+    assert got == ref
+    if engine_kind == "hf":
+        assert any(t.natural_end is None for t in trajs)  # some forced ends too
+        assert not engine.store.entries  # every trajectory's kept prefix released
+
+
+def test_follow_ups_join_the_running_batch(model):
+    """``on_done`` follow-ups are generated in the same call, numbered after the requests, exactly as if
+    submitted alone."""
+    engine = HFEngine(model, pad_id=0, batch_size=3)
+    prompts = _prompts(4)
+    seen, followed = [], []
+
+    def on_done(i, out):
+        seen.append(i)
+        if i >= 4:
+            return []
+        followed.append(i)  # follow-up number k (index 4 + k) continues request i
+        return [Request(prompts[i] + out.ids + [9], 4, seed=i)]
+
+    outs = engine.generate([Request(p, 6, stop_ids=[7]) for p in prompts], on_done=on_done)
+    assert len(outs) == 8 and sorted(seen) == list(range(8))
+    alone = HFEngine(model, pad_id=0, batch_size=3).generate(
+        [Request(prompts[i] + outs[i].ids + [9], 4, seed=i) for i in followed]
+    )
+    assert [o.ids for o in outs[4:]] == [a.ids for a in alone]
+
+
 def test_metrics():
     assert pass_at_k(5, 0, 1) == 0 and pass_at_k(5, 5, 3) == 1
     assert pass_at_k(4, 1, 1) == pytest.approx(0.25)

@@ -21,12 +21,13 @@ closer and cue of each answer and the "Wait" of each round):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import inspect
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from transformers import PreTrainedTokenizerBase
 
-from prunescale.tts.engines.base import Engine, Request
+from prunescale.tts.engines.base import Completion, Engine, Request
 
 
 @dataclass
@@ -48,6 +49,7 @@ class Trajectory:
     waits: int = 0
     wait_at: list[int] = field(default_factory=list)
     hit_eos: bool = False  # the model ended its whole reply inside the thinking block (no closer)
+    rounds: int = 0  # thinking rounds generated (each draws from its own round seed)
     key: object = field(default_factory=object)  # prefix key: every request of this trajectory shares it
 
     def waits_within(self, budget: int) -> int:
@@ -58,6 +60,69 @@ def round_seed(seed: int | None, round_index: int) -> int | None:
     return None if seed is None else (seed * 1_000_003 + round_index) % (2**63)
 
 
+OnDone = Callable[[int, Completion], Sequence[Request]]
+
+
+def generate_with_followups(engine: Engine, requests: Sequence[Request], on_done: OnDone) -> list[Completion]:
+    """Run ``requests``; ``on_done(index, completion)`` may return follow-up requests, which get the next
+    indices in the order returned. Engines whose ``generate`` takes ``on_done`` schedule follow-ups into
+    the running batch at once; others run them in waves."""
+    if "on_done" in inspect.signature(engine.generate).parameters:
+        return engine.generate(requests, on_done=on_done)  # type: ignore[call-arg]
+    outs: list[Completion] = []
+    wave = list(requests)
+    while wave:
+        done = engine.generate(wave)
+        base, nxt = len(outs), []
+        outs += done
+        for j, out in enumerate(done):
+            nxt += on_done(base + j, out)
+        wave = nxt
+    return outs
+
+
+class _Thinker:
+    """The thinking state machine for one policy: a trajectory's next request, and what a finished
+    round does to it."""
+
+    def __init__(self, tok: PreTrainedTokenizerBase, policy: Policy, stop: int | tuple[int, ...]) -> None:
+        self.tok, self.policy, self.limit = tok, policy, max(policy.budgets)
+        self.seq = (stop,) if isinstance(stop, int) else tuple(stop)
+        if len(self.seq) == 1:
+            self.stop_ids, self.stop_seqs = (self.seq[0], tok.eos_token_id), ()
+        else:
+            self.stop_ids, self.stop_seqs = (tok.eos_token_id,), (self.seq,)
+        self.wait_ids = tok(policy.wait_text, add_special_tokens=False).input_ids
+        self.newline = tok("\n", add_special_tokens=False).input_ids
+
+    def request(self, t: Trajectory, seed: int | None) -> Request:
+        p = self.policy
+        return Request(t.prompt_ids + t.think_ids, self.limit - len(t.think_ids), self.stop_ids,
+                       round_seed(seed, t.rounds), p.temperature, p.top_p, self.stop_seqs,
+                       prefix_key=t.key, keep_prefix=True)
+
+    def advance(self, t: Trajectory, out: Completion) -> bool:
+        """Apply one round's output; True if the trajectory thinks on (a "Wait" round)."""
+        tok, p = self.tok, self.policy
+        t.think_ids += out.ids
+        t.rounds += 1
+        if not out.stopped:  # budget exhausted: forced end for every budget
+            return False
+        if out.stop_id == tok.eos_token_id and out.stop_sequence is None and self.seq != (tok.eos_token_id,):
+            t.hit_eos = True
+            t.natural_end = len(t.think_ids)
+            return False
+        extend = t.waits < p.wait_rounds or len(t.think_ids) < p.min_budget
+        if extend and len(t.think_ids) < self.limit:
+            ends_line = tok.decode(t.think_ids[-1:]).endswith("\n") if t.think_ids else True
+            t.wait_at.append(len(t.think_ids))
+            t.think_ids += ([] if ends_line else self.newline) + self.wait_ids + self.newline
+            t.waits += 1
+            return len(t.think_ids) < self.limit  # else the budget ran out during the extension: forced
+        t.natural_end = len(t.think_ids)
+        return False
+
+
 def think(
     engine: Engine,
     tok: PreTrainedTokenizerBase,
@@ -66,42 +131,13 @@ def think(
     policy: Policy,
     stop: int | tuple[int, ...],
 ) -> list[Trajectory]:
-    """Generate each trajectory up to max(budgets), applying the Wait policy."""
-    limit = max(policy.budgets)
-    seq = (stop,) if isinstance(stop, int) else tuple(stop)
-    stop_ids, stop_seqs = ((seq[0], tok.eos_token_id), ()) if len(seq) == 1 else ((tok.eos_token_id,), (seq,))
-    wait_ids = tok(policy.wait_text, add_special_tokens=False).input_ids
-    newline = tok("\n", add_special_tokens=False).input_ids
+    """Generate each trajectory up to max(budgets), applying the Wait policy (one round at a time)."""
+    th = _Thinker(tok, policy, stop)
     trajs = [Trajectory(list(p)) for p in prompts]
-    active = [i for i in range(len(trajs)) if limit > 0]
-    rnd = 0
+    active = [i for i in range(len(trajs)) if th.limit > 0]
     while active:
-        reqs = [Request(trajs[i].prompt_ids + trajs[i].think_ids, limit - len(trajs[i].think_ids), stop_ids,
-                        round_seed(seeds[i], rnd), policy.temperature, policy.top_p, stop_seqs,
-                        prefix_key=trajs[i].key, keep_prefix=True) for i in active]
-        outs = engine.generate(reqs)
-        nxt = []
-        for i, out in zip(active, outs):
-            t = trajs[i]
-            t.think_ids += out.ids
-            if not out.stopped:  # budget exhausted: forced end for every budget
-                continue
-            if out.stop_id == tok.eos_token_id and out.stop_sequence is None and seq != (tok.eos_token_id,):
-                t.hit_eos = True
-                t.natural_end = len(t.think_ids)
-                continue
-            extend = t.waits < policy.wait_rounds or len(t.think_ids) < policy.min_budget
-            if extend and len(t.think_ids) < limit:
-                ends_line = tok.decode(t.think_ids[-1:]).endswith("\n") if t.think_ids else True
-                t.wait_at.append(len(t.think_ids))
-                t.think_ids += ([] if ends_line else newline) + wait_ids + newline
-                t.waits += 1
-                if len(t.think_ids) < limit:
-                    nxt.append(i)
-            else:
-                t.natural_end = len(t.think_ids)
-        active = nxt
-        rnd += 1
+        outs = engine.generate([th.request(trajs[i], seeds[i]) for i in active])
+        active = [i for i, out in zip(active, outs) if th.advance(trajs[i], out)]
     return trajs
 
 
@@ -116,6 +152,62 @@ class BudgetResult:
     finish: str  # stop | length | no_answer
 
 
+class _Answers:
+    """Every budget's answer context of finished trajectories, deduplicated: the same context under the
+    same seed is one request, shared by budgets (and by trajectories)."""
+
+    def __init__(self, tok: PreTrainedTokenizerBase, closer: str, policy: Policy) -> None:
+        self.tok, self.policy = tok, policy
+        self.closer_ids = tok(closer, add_special_tokens=False).input_ids
+        self.newline = tok("\n", add_special_tokens=False).input_ids
+        self.contexts: dict[tuple, int] = {}
+        self.reqs: list[Request] = []
+        self.plan: dict[int, list[tuple[int, int, bool, int, str]]] = {}
+
+    def add(self, index: int, t: Trajectory, seed: int | None, cue: str) -> list[Request]:
+        """Plan trajectory ``index``'s answers; returns the requests not already planned."""
+        tok, p = self.tok, self.policy
+        new, row = [], []
+        for b in p.budgets:
+            natural = t.natural_end is not None and t.natural_end <= b
+            kept = t.think_ids[: t.natural_end] if natural else t.think_ids[:b]
+            if natural and not t.hit_eos:
+                ctx, prefix = t.prompt_ids + kept + self.closer_ids, ""
+            else:
+                lead = [] if (not kept or tok.decode(kept[-1:]).endswith("\n")) else self.newline
+                cue_ids = tok(cue, add_special_tokens=False).input_ids
+                ctx, prefix = t.prompt_ids + kept + lead + self.closer_ids + cue_ids, cue
+            key = (tuple(ctx), seed)
+            if key not in self.contexts:
+                self.contexts[key] = len(self.reqs)
+                req = Request(ctx, p.answer_budget, (tok.eos_token_id,), round_seed(seed, 10_000), p.temperature,
+                              p.top_p, prefix_key=t.key)
+                self.reqs.append(req)
+                new.append(req)
+            row.append((self.contexts[key], len(kept), not natural, t.waits_within(b), prefix))
+        self.plan[index] = row
+        return new
+
+    def results(self, outs: Sequence[Completion]) -> list[list[BudgetResult]]:
+        """Per trajectory (in index order) and budget; ``outs[k]`` answers ``self.reqs[k]``."""
+        results = []
+        for index in sorted(self.plan):
+            res = []
+            for b, (ri, n_think, forced, waits, prefix) in zip(self.policy.budgets, self.plan[index]):
+                out = outs[ri]
+                text = prefix + self.tok.decode(out.ids, skip_special_tokens=True)
+                res.append(BudgetResult(b, n_think, forced, waits, out.ids, text,
+                                        "stop" if out.stopped else "length"))
+            results.append(res)
+        return results
+
+
+def _release(engine: Engine, trajs: Sequence[Trajectory]) -> None:
+    release = getattr(engine, "release", None)  # engines that keep each trajectory's prefix may now drop it
+    if release is not None:
+        release([t.key for t in trajs])
+
+
 def answer_phase(
     engine: Engine,
     tok: PreTrainedTokenizerBase,
@@ -126,42 +218,54 @@ def answer_phase(
     policy: Policy,
 ) -> list[list[BudgetResult]]:
     """For every trajectory and budget: the answer under that budget (deduplicated contexts)."""
-    closer_ids = tok(closer, add_special_tokens=False).input_ids
-    newline = tok("\n", add_special_tokens=False).input_ids
-    contexts: dict[tuple, int] = {}
-    reqs: list[Request] = []
-    plan: list[list[tuple[int, int, bool, int, str]]] = []
-    for t, seed, cue in zip(trajs, seeds, cues):
-        row = []
-        for b in policy.budgets:
-            natural = t.natural_end is not None and t.natural_end <= b
-            kept = t.think_ids[: t.natural_end] if natural else t.think_ids[:b]
-            if natural and not t.hit_eos:
-                ctx, prefix = t.prompt_ids + kept + closer_ids, ""
-            else:
-                lead = [] if (not kept or tok.decode(kept[-1:]).endswith("\n")) else newline
-                cue_ids = tok(cue, add_special_tokens=False).input_ids
-                ctx, prefix = t.prompt_ids + kept + lead + closer_ids + cue_ids, cue
-            key = (tuple(ctx), seed)  # the same context under the same seed: one answer, shared by budgets
-            if key not in contexts:
-                contexts[key] = len(reqs)
-                reqs.append(Request(ctx, policy.answer_budget, (tok.eos_token_id,), round_seed(seed, 10_000),
-                                    policy.temperature, policy.top_p, prefix_key=t.key))
-            row.append((contexts[key], len(kept), not natural, t.waits_within(b), prefix))
-        plan.append(row)
-    outs = engine.generate(reqs) if reqs else []
-    release = getattr(engine, "release", None)  # engines that keep each trajectory's prefix may now drop it
-    if release is not None:
-        release([t.key for t in trajs])
-    results = []
-    for row in plan:
-        res = []
-        for b, (ri, n_think, forced, waits, prefix) in zip(policy.budgets, row):
-            if ri < 0:
-                res.append(BudgetResult(b, n_think, False, waits, [], "", "no_answer"))
-                continue
-            out = outs[ri]
-            text = prefix + tok.decode(out.ids, skip_special_tokens=True)
-            res.append(BudgetResult(b, n_think, forced, waits, out.ids, text, "stop" if out.stopped else "length"))
-        results.append(res)
-    return results
+    ans = _Answers(tok, closer, policy)
+    for i, (t, seed, cue) in enumerate(zip(trajs, seeds, cues)):
+        ans.add(i, t, seed, cue)
+    outs = engine.generate(ans.reqs) if ans.reqs else []
+    _release(engine, trajs)
+    return ans.results(outs)
+
+
+def sweep(
+    engine: Engine,
+    tok: PreTrainedTokenizerBase,
+    prompts: Sequence[list[int]],
+    seeds: Sequence[int | None],
+    cues: Sequence[str],
+    closer: str,
+    policy: Policy,
+    stop: int | tuple[int, ...],
+) -> tuple[list[Trajectory], list[list[BudgetResult]]]:
+    """:func:`think` then :func:`answer_phase` as one schedule, with the same results: a trajectory's
+    "Wait" round or answers are requested the moment its previous round ends, so an engine that takes
+    follow-ups runs them in the slots that slower trajectories' thinking leaves free."""
+    th, ans = _Thinker(tok, policy, stop), _Answers(tok, closer, policy)
+    trajs = [Trajectory(list(p)) for p in prompts]
+    tags: list[tuple[str, int]] = []  # per submitted request: ("think", trajectory) or ("answer", answer slot)
+    answers: dict[int, Completion] = {}
+
+    def answer(i: int) -> list[Request]:
+        new = ans.add(i, trajs[i], seeds[i], cues[i])
+        tags.extend(("answer", len(ans.reqs) - len(new) + j) for j in range(len(new)))
+        return new
+
+    def on_done(index: int, out: Completion) -> list[Request]:
+        kind, k = tags[index]
+        if kind == "answer":
+            answers[k] = out
+            return []
+        if th.advance(trajs[k], out):
+            tags.append(("think", k))
+            return [th.request(trajs[k], seeds[k])]
+        return answer(k)
+
+    first: list[Request] = []
+    for i, t in enumerate(trajs):
+        if th.limit > 0:
+            tags.append(("think", i))
+            first.append(th.request(t, seeds[i]))
+        else:
+            first += answer(i)
+    generate_with_followups(engine, first, on_done)
+    _release(engine, trajs)
+    return trajs, ans.results([answers[k] for k in range(len(ans.reqs))])

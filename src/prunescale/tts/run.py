@@ -19,7 +19,7 @@ from prunescale.config import EvalSpec
 from prunescale.errors import PrunescaleError
 from prunescale.provenance import environment
 from prunescale.tts.benchmarks import Item, load_benchmark
-from prunescale.tts.forcing import Policy, answer_phase, think
+from prunescale.tts.forcing import Policy, sweep
 from prunescale.tts.grading import Grader, extract_letter, extract_math
 from prunescale.tts.metrics import cov_at_k, maj_at_k, pass_at_k
 from prunescale.tts.prompting import answer_cue, render, think_format
@@ -137,10 +137,8 @@ def evaluate_run(spec: EvalSpec, model, tok, engine, log: Callable[[str], None] 
         for chunk in _chunks(work, spec.batch_size * 4):  # a few batches: refills keep slots busy
             prompts = [tok(render(tok, it, fmt), add_special_tokens=False).input_ids for it, _, _ in chunk]
             seeds = [None if greedy else request_seed(s, it.id, j) for it, s, j in chunk]
-            trajs = think(engine, tok, prompts, seeds, policy, stop)
-            results = answer_phase(
-                engine, tok, trajs, seeds, [answer_cue(it) for it, _, _ in chunk], fmt.closer, policy
-            )
+            cues = [answer_cue(it) for it, _, _ in chunk]
+            trajs, results = sweep(engine, tok, prompts, seeds, cues, fmt.closer, policy, stop)
             lines = []
             for (it, s, j), traj, per_budget in zip(chunk, trajs, results):
                 for r in per_budget:

@@ -9,7 +9,9 @@ A hand-written decode loop rather than ``model.generate`` because it must
    long and short requests do not pay for each other;
 3. continue from a prefix without recomputing it: a request with a ``prefix_key`` reuses the KV of the
    longest common prefix with the last kept sequence under that key (the thinking trace, for every
-   budget's answer phase and every "Wait" round), and only its remaining tokens are prefilled.
+   budget's answer phase and every "Wait" round), and only its remaining tokens are prefilled;
+4. take follow-ups: ``on_done`` sees each request end and may submit the next ones (a trajectory's
+   answers, its next "Wait" round), which join the running batch instead of waiting for a new one.
 
 Rows of one batch may then have gaps in the middle (cached prefix | padding | new tokens); the 2-D
 attention mask and explicit position ids make that exact. Merging caches needs plain
@@ -21,7 +23,7 @@ from __future__ import annotations
 
 import inspect
 from collections import OrderedDict, deque
-from collections.abc import Hashable, Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -106,6 +108,7 @@ class PrefixStore:
 class _Row:
     req: Request
     gen: torch.Generator | None
+    index: int
     result: Completion = field(default_factory=lambda: Completion([]))
     raw: list[int] = field(default_factory=list)  # every token appended, before stop-sequence trimming
 
@@ -173,10 +176,27 @@ class HFEngine:
         """Forget the kept KV of these prefix keys (their requests are all done)."""
         self.store.drop(keys)
 
-    def generate(self, requests: Sequence[Request]) -> list[Completion]:
-        rows = [_Row(r, torch.Generator().manual_seed(r.seed) if r.seed is not None else None) for r in requests]
-        live = [row for row in rows if row.req.max_new_tokens > 0]
-        pending = deque(sorted(live, key=lambda w: len(w.req.prompt_ids)))
+    def generate(
+        self,
+        requests: Sequence[Request],
+        on_done: Callable[[int, Completion], Sequence[Request]] | None = None,
+    ) -> list[Completion]:
+        """Completions in request order. ``on_done(index, completion)``, called as each request ends, may
+        return follow-up requests: they join the running batch and their completions follow in order."""
+        rows: list[_Row] = []
+        pending: deque[_Row] = deque()
+
+        def submit(reqs: Sequence[Request]) -> None:
+            for r in reqs:
+                row = _Row(r, torch.Generator().manual_seed(r.seed) if r.seed is not None else None, len(rows))
+                rows.append(row)
+                if r.max_new_tokens > 0:
+                    pending.append(row)
+                elif on_done is not None:
+                    submit(on_done(row.index, row.result))
+
+        submit(requests)
+        pending = deque(sorted(pending, key=lambda w: len(w.req.prompt_ids)))  # similar lengths prefill together
         refill_at = self.batch_size - max(1, self.batch_size // 4)
         batch: _Batch | None = None
         with torch.no_grad():
@@ -185,7 +205,10 @@ class HFEngine:
                     free = self.batch_size - (len(batch.rows) if batch else 0)
                     new = self._prefill([pending.popleft() for _ in range(min(free, len(pending)))])
                     batch = new if batch is None else self._merge(batch, new)
-                batch = self._step(batch)
+                batch, finished = self._step(batch)
+                if on_done is not None:
+                    for row in finished:
+                        submit(on_done(row.index, row.result))
         return [row.result for row in rows]
 
     def _prefill(self, group: list[_Row]) -> _Batch:
@@ -240,7 +263,7 @@ class HFEngine:
         kv = [(layer.keys[b][:, cols].clone(), layer.values[b][:, cols].clone()) for layer in batch.cache.layers]
         self.store.put(row.req.prefix_key, fed, kv)
 
-    def _step(self, batch: _Batch) -> _Batch | None:
+    def _step(self, batch: _Batch) -> tuple[_Batch | None, list[_Row]]:
         """Sample one token per row, retire finished rows, feed the rest one step."""
         greedy = batch.logits.argmax(-1).tolist()
         keep, nxt, done = [], [], []
@@ -266,8 +289,9 @@ class HFEngine:
         for b in done:
             if batch.rows[b].req.keep_prefix and batch.rows[b].req.prefix_key is not None and self.continuous:
                 self._keep_prefix(batch, b)
+        finished = [batch.rows[b] for b in done]
         if not keep:
-            return None
+            return None, finished
         if done:
             batch.select(keep, trim=self.continuous)
         batch.mask = torch.cat([batch.mask, batch.mask.new_ones((len(keep), 1))], dim=1)
@@ -281,4 +305,4 @@ class HFEngine:
         self.forward_tokens += len(keep)
         batch.cache, batch.logits = _cache_of(out), out.logits[:, -1]
         batch.pos = batch.pos + 1
-        return batch
+        return batch, finished
