@@ -6,7 +6,8 @@
    the same batches on a mixed-length workload (target ≥ 1.5×). Plain generate keeps finished rows in
    the batch until the longest one ends; the engine drops them from the batch and the KV cache.
 
-    python benchmarks/tts_sweep.py [--model tiny-reasoner] [--items 200]
+    python benchmarks/tts_sweep.py [--model tiny-reasoner] [--items 200] [--repeats 3]
+    python benchmarks/tts_sweep.py --model smollm2-135m --dtype bf16 --benchmark gsm8k --items 64
 
 Ends with one JSON line.
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 import time
 
@@ -33,10 +35,13 @@ def main() -> None:
     ap.add_argument("--model", default="tiny-reasoner")
     ap.add_argument("--items", type=int, default=200)
     ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--repeats", type=int, default=3, help="alternating sweep / largest-budget runs (medians)")
+    ap.add_argument("--dtype", default="fp32")
+    ap.add_argument("--benchmark", default="tiny", help="items: tiny (test split) or gsm8k")
     args = ap.parse_args()
-    lm = load_model(args.model, dtype="fp32")
+    lm = load_model(args.model, dtype=args.dtype)
     tok = lm.tokenizer
-    items = load_benchmark("tiny", "test", args.items, 0)
+    items = load_benchmark(args.benchmark, "test", args.items, 0)
     fmt = think_format(tok)
     prompts = [tok(render(tok, it, fmt), add_special_tokens=False).input_ids for it in items]
     cues = [answer_cue(it) for it in items]
@@ -51,12 +56,18 @@ def main() -> None:
         return time.perf_counter() - t0, engine.forward_tokens
 
     run(budgets[:1])  # warm-up
-    t_sweep, tok_sweep = run(budgets)
-    t_max, tok_max = run(budgets[-1:])
+    sweeps, largest = [], []
+    for _ in range(args.repeats):  # alternated, medians: a busy machine slows one run, not one side
+        sweeps.append(run(budgets))
+        largest.append(run(budgets[-1:]))
+    t_sweep, tok_sweep = statistics.median(t for t, _ in sweeps), sweeps[0][1]
+    t_max, tok_max = statistics.median(t for t, _ in largest), largest[0][1]
     print(f"sweep {t_sweep:.2f} s vs largest budget alone {t_max:.2f} s", file=sys.stderr)
 
-    # engine vs plain generate on a mixed-length workload: thinking up to 192 tokens, stop at </think>
-    (stop,) = fmt.stop(tok)  # the tiny reasoner's closer is one token
+    # engine vs plain generate on a mixed-length workload: thinking up to 192 tokens, stop at a one-token
+    # closer (the tiny reasoner's </think>) or else at EOS
+    closer = fmt.stop(tok)
+    stop = closer[0] if len(closer) == 1 else tok.eos_token_id
     engine = HFEngine(lm.model, tok.pad_token_id, args.batch_size)
     t0 = time.perf_counter()
     outs = engine.generate([Request(p, 192, (stop, tok.eos_token_id)) for p in prompts])

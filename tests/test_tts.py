@@ -91,6 +91,12 @@ def test_sliding_window_models_run_fixed_batches():
     reqs = [Request(p, m, stop_ids=[7]) for p, m in zip(_prompts(5), (10, 3, 12, 6, 8))]
     for r, out in zip(reqs, engine.generate(reqs)):
         assert out.ids == _reference(model, r)[0]
+    from prunescale.tts.forcing import sweep  # follow-ups wait for the batch to drain, same results
+
+    policy, prompts, cues = Policy([2, 6], wait_rounds=1, answer_budget=3), _prompts(4), ["\n\n"] * 4
+    ref = answer_phase(engine, TOK, think(engine, TOK, prompts, [None] * 4, policy, 7), [None] * 4, cues,
+                       "</think>", policy)
+    assert sweep(engine, TOK, prompts, [None] * 4, cues, "</think>", policy, 7)[1] == ref
 
 
 @pytest.mark.parametrize("seeded", [False, True])

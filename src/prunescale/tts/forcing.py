@@ -63,6 +63,19 @@ def round_seed(seed: int | None, round_index: int) -> int | None:
 OnDone = Callable[[int, Completion], Sequence[Request]]
 
 
+class _LineEnds:
+    """Memo of "does this token's text end a line?" (decides whether a newline goes before a cue or
+    "Wait"); asked for every budget of every trajectory, so not decoded each time."""
+
+    def __init__(self, tok: PreTrainedTokenizerBase) -> None:
+        self.tok, self.memo = tok, {}
+
+    def __call__(self, token: int) -> bool:
+        if token not in self.memo:
+            self.memo[token] = self.tok.decode([token]).endswith("\n")
+        return self.memo[token]
+
+
 def generate_with_followups(engine: Engine, requests: Sequence[Request], on_done: OnDone) -> list[Completion]:
     """Run ``requests``; ``on_done(index, completion)`` may return follow-up requests, which get the next
     indices in the order returned. Engines whose ``generate`` takes ``on_done`` schedule follow-ups into
@@ -94,6 +107,7 @@ class _Thinker:
             self.stop_ids, self.stop_seqs = (tok.eos_token_id,), (self.seq,)
         self.wait_ids = tok(policy.wait_text, add_special_tokens=False).input_ids
         self.newline = tok("\n", add_special_tokens=False).input_ids
+        self.ends_line = _LineEnds(tok)
 
     def request(self, t: Trajectory, seed: int | None) -> Request:
         p = self.policy
@@ -114,7 +128,7 @@ class _Thinker:
             return False
         extend = t.waits < p.wait_rounds or len(t.think_ids) < p.min_budget
         if extend and len(t.think_ids) < self.limit:
-            ends_line = tok.decode(t.think_ids[-1:]).endswith("\n") if t.think_ids else True
+            ends_line = self.ends_line(t.think_ids[-1]) if t.think_ids else True
             t.wait_at.append(len(t.think_ids))
             t.think_ids += ([] if ends_line else self.newline) + self.wait_ids + self.newline
             t.waits += 1
@@ -160,6 +174,8 @@ class _Answers:
         self.tok, self.policy = tok, policy
         self.closer_ids = tok(closer, add_special_tokens=False).input_ids
         self.newline = tok("\n", add_special_tokens=False).input_ids
+        self.ends_line = _LineEnds(tok)
+        self.cue_ids: dict[str, list[int]] = {}
         self.contexts: dict[tuple, int] = {}
         self.reqs: list[Request] = []
         self.plan: dict[int, list[tuple[int, int, bool, int, str]]] = {}
@@ -174,9 +190,10 @@ class _Answers:
             if natural and not t.hit_eos:
                 ctx, prefix = t.prompt_ids + kept + self.closer_ids, ""
             else:
-                lead = [] if (not kept or tok.decode(kept[-1:]).endswith("\n")) else self.newline
-                cue_ids = tok(cue, add_special_tokens=False).input_ids
-                ctx, prefix = t.prompt_ids + kept + lead + self.closer_ids + cue_ids, cue
+                lead = [] if (not kept or self.ends_line(kept[-1])) else self.newline
+                if cue not in self.cue_ids:
+                    self.cue_ids[cue] = tok(cue, add_special_tokens=False).input_ids
+                ctx, prefix = t.prompt_ids + kept + lead + self.closer_ids + self.cue_ids[cue], cue
             key = (tuple(ctx), seed)
             if key not in self.contexts:
                 self.contexts[key] = len(self.reqs)
