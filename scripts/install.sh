@@ -8,7 +8,8 @@ venv="${1:-.venv}"
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
 pip=("$venv/bin/python" -m pip install --quiet --disable-pip-version-check)
 if ! "$venv/bin/python" -c "import torch" 2>/dev/null; then
-  if "${pip[@]}" --no-index "torch==2.13.0" 2>/dev/null; then
+  if "${pip[@]}" --no-index --no-deps "torch==2.13.0" 2>/dev/null; then
+    "${pip[@]}" "torch==2.13.0"  # the local wheel stays; its dependencies come from the package index
     echo "torch: local wheel"
   elif command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
     "${pip[@]}" "torch>=2.4"

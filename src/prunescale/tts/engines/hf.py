@@ -168,7 +168,10 @@ class HFEngine:
         # transformers ≥ 5.2x renamed the cache argument from past_key_values to cache
         self._cache_arg = "cache" if "cache" in params else "past_key_values"
         self._last_only = {"logits_to_keep": 1} if "logits_to_keep" in params else {}
-        plain = all(type(layer) is DynamicLayer for layer in DynamicCache(config=model.config).layers)
+        try:  # merging batches and reusing prefixes needs plain per-layer caches whose columns are tokens
+            plain = all(type(layer) is DynamicLayer for layer in DynamicCache(config=model.config).layers)
+        except Exception:  # a config the cache cannot read: fixed batches, as plain generate would run
+            plain = False
         self.continuous = plain if continuous is None else (continuous and plain)
         self.store = PrefixStore(prefix_cache_bytes if self.continuous else 0)
 
