@@ -407,7 +407,9 @@ def eval_cmd(
     answer_budget: Annotated[int, typer.Option(help="Tokens for the answer after thinking.")] = 64,
     engine: Annotated[str, typer.Option(help="hf | vllm")] = "hf",
     tensor_parallel_size: Annotated[int, typer.Option(help="vllm: GPUs per model (tensor parallel).")] = 1,
-    batch_size: Annotated[int, typer.Option(help="Requests decoded together.")] = 32,
+    batch_size: Annotated[
+        int, typer.Option(help="Rows decoded together by the hf engine; a finished row is replaced by a waiting one.")
+    ] = 32,
     dtype: Annotated[str, typer.Option(help="auto | fp32 | bf16 | fp16")] = "auto",
     device: Annotated[str, typer.Option(help="cpu, cuda, cuda:N")] = "cpu",
     think_open: Annotated[str | None, typer.Option(help="Override the thinking opener, e.g. '<think>'.")] = None,
