@@ -1,7 +1,10 @@
 """Cost of the budget sweep and throughput of the hf engine, each against a baseline in the same run.
 
 1. Sweep: a 5-budget sweep with prefix reuse vs the largest budget alone (both: thinking + answers).
-   Reported as a ratio of wall time and of tokens pushed through the model (target ≤ 1.15).
+   Reported as a ratio of wall time, of tokens pushed through the model and of forward calls (target
+   ≤ 1.15). The two are run alternately, back to back; the time ratio is the median over those pairs
+   (this machine's speed drifts by up to 30 % within a minute, so a ratio of medians taken minutes
+   apart is noisier), with the ratio of the fastest runs beside it.
 2. Engine: useful (generated, kept) tokens per second of the hf engine vs plain ``model.generate`` with
    the same batches on a mixed-length workload (target ≥ 1.5×). Plain generate keeps finished rows in
    the batch until the longest one ends; the engine drops them from the batch and the KV cache.
@@ -35,7 +38,7 @@ def main() -> None:
     ap.add_argument("--model", default="tiny-reasoner")
     ap.add_argument("--items", type=int, default=200)
     ap.add_argument("--batch-size", type=int, default=32)
-    ap.add_argument("--repeats", type=int, default=3, help="alternating sweep / largest-budget runs (medians)")
+    ap.add_argument("--repeats", type=int, default=5, help="alternating sweep / largest-budget pairs (medians)")
     ap.add_argument("--dtype", default="fp32")
     ap.add_argument("--benchmark", default="tiny", help="items: tiny (test split) or gsm8k")
     args = ap.parse_args()
@@ -48,21 +51,22 @@ def main() -> None:
     seeds = [None] * len(items)
     budgets = [12, 24, 48, 96, 192]
 
-    def run(bs: list[int]) -> tuple[float, int]:
+    def run(bs: list[int]) -> tuple[float, int, int]:
         engine = HFEngine(lm.model, tok.pad_token_id, args.batch_size)
         policy = Policy(bs, answer_budget=4)
         t0 = time.perf_counter()
         sweep(engine, tok, prompts, seeds, cues, fmt.closer, policy, fmt.stop(tok))
-        return time.perf_counter() - t0, engine.forward_tokens
+        return time.perf_counter() - t0, engine.forward_tokens, engine.forward_calls
 
     run(budgets[:1])  # warm-up
     sweeps, largest = [], []
-    for _ in range(args.repeats):  # alternated, medians: a busy machine slows one run, not one side
+    for _ in range(args.repeats):  # alternated: a busy machine slows one pair, not one side
         sweeps.append(run(budgets))
         largest.append(run(budgets[-1:]))
-    t_sweep, tok_sweep = statistics.median(t for t, _ in sweeps), sweeps[0][1]
-    t_max, tok_max = statistics.median(t for t, _ in largest), largest[0][1]
-    print(f"sweep {t_sweep:.2f} s vs largest budget alone {t_max:.2f} s", file=sys.stderr)
+    pairs = [s[0] / m[0] for s, m in zip(sweeps, largest)]
+    t_sweep, t_max = statistics.median(s[0] for s in sweeps), statistics.median(m[0] for m in largest)
+    print(f"sweep {t_sweep:.2f} s vs largest budget alone {t_max:.2f} s; pair ratios "
+          + " ".join(f"{r:.3f}" for r in pairs), file=sys.stderr)
 
     # engine vs plain generate on a mixed-length workload: thinking up to 192 tokens, stop at a one-token
     # closer (the tiny reasoner's </think>) or else at EOS
@@ -95,8 +99,11 @@ def main() -> None:
     print(json.dumps({
         "benchmark": "tts_sweep", "model": args.model, "items": len(items), "budgets": budgets,
         "sweep_seconds": round(t_sweep, 3), "largest_budget_seconds": round(t_max, 3),
-        "sweep_over_largest_time": round(t_sweep / t_max, 3),
-        "sweep_over_largest_tokens": round(tok_sweep / tok_max, 3),
+        "sweep_over_largest_time": round(statistics.median(pairs), 3),
+        "sweep_over_largest_time_pairs": [round(r, 3) for r in pairs],
+        "sweep_over_largest_time_fastest": round(min(s[0] for s in sweeps) / min(m[0] for m in largest), 3),
+        "sweep_over_largest_tokens": round(sweeps[0][1] / largest[0][1], 3),
+        "sweep_over_largest_calls": round(sweeps[0][2] / largest[0][2], 3),
         "engine_useful_tokens_per_s": round(useful / t_engine, 1),
         "generate_useful_tokens_per_s": round(plain_useful / t_plain, 1),
         "engine_over_generate": round((useful / t_engine) / (plain_useful / t_plain), 3),

@@ -126,11 +126,82 @@ def test_prefix_reuse_is_exact_and_prefills_only_the_new_tokens(model, seeded):
     assert not engine.store.entries and engine.store.bytes == 0
 
 
+@pytest.mark.parametrize("attn", ["sdpa", "eager"])
+@pytest.mark.parametrize("seeded", [False, True])
+def test_branches_share_one_row_and_equal_separate_rows(attn, seeded):
+    """Continuations submitted together under one prefix key (a trajectory's budgets) are branches of one
+    row over the kept prefix, each seeing only its own truncation of it: the same tokens as each
+    request prefilled alone, in fewer rows and forward calls."""
+    model = tiny_model("qwen3", vocab=len(TOK))
+    with torch.no_grad():  # weights 10× the default init: outputs hinge on what each token attends to
+        for param in model.parameters():
+            if param.dim() == 2:
+                param.mul_(10)
+    model.set_attn_implementation(attn)
+    seed = (lambda i: 100 + i) if seeded else (lambda i: None)
+    prompts = _prompts(5)
+    keys = [object() for _ in prompts]
+    follow: list[Request] = []
+
+    def run(engine):
+        first = engine.generate([Request(p, 16, seed=seed(i), prefix_key=k, keep_prefix=True)
+                                 for i, (p, k) in enumerate(zip(prompts, keys))])
+        if not follow:
+            for i, (p, k, out) in enumerate(zip(prompts, keys, first)):
+                for j, cut in enumerate((1, 5, 9, len(out.ids))):  # the answer cue differs in length per budget
+                    follow.append(Request(p + out.ids[:cut] + [9, 10, 11][: 1 + j % 3], 3 + 2 * j, (7,),
+                                          seed=seed(i), prefix_key=k))
+        calls = engine.forward_calls
+        return engine.generate(follow), engine.forward_calls - calls
+
+    branched, single = HFEngine(model, pad_id=0, batch_size=3), HFEngine(model, pad_id=0, batch_size=3, max_branches=1)
+    got, calls = run(branched)
+    alone, single_calls = run(single)
+    want = HFEngine(model, pad_id=0, batch_size=3, continuous=False).generate(
+        [Request(r.prompt_ids, r.max_new_tokens, r.stop_ids, seed=r.seed) for r in follow])
+    def view(outs):
+        return [(o.ids, o.stopped) for o in outs]
+
+    assert view(got) == view(want) == view(alone)
+    assert branched.store.hits == single.store.hits == len(follow)
+    assert calls < single_calls
+
+
+def test_branches_need_a_kept_prefix_and_respect_the_cap(model, monkeypatch):
+    """Without a kept prefix, requests under one key are rows of their own; at most ``max_branches``
+    requests share a row."""
+    engine = HFEngine(model, pad_id=0, batch_size=8, max_branches=2)
+    p, key = _prompts(1)[0], object()
+    reqs = [Request(p + [9] * j, 4, prefix_key=key) for j in range(1, 6)]
+    assert [len(brs) for brs, _, _ in engine._rows([_branch(r) for r in reqs[:2]])] == [1, 1]  # nothing kept yet
+    engine.generate([Request(p, 3, prefix_key=key, keep_prefix=True)])
+    rows = engine._rows([_branch(r) for r in reqs[:2]])
+    assert [len(brs) for brs, _, _ in rows] == [2] and rows[0][1] >= len(p)  # the prompt's KV, held once
+    formed, real = [], engine._rows
+
+    def spy(group):
+        rows = real(group)
+        formed.extend(len(brs) for brs, _, _ in rows)
+        return rows
+
+    monkeypatch.setattr(engine, "_rows", spy)
+    outs = engine.generate(reqs)
+    assert sorted(formed) == [1, 2, 2]
+    want = HFEngine(model, pad_id=0, batch_size=8, continuous=False).generate([Request(r.prompt_ids, 4) for r in reqs])
+    assert [o.ids for o in outs] == [w.ids for w in want]
+
+
+def _branch(req):
+    from prunescale.tts.engines.hf import _Branch
+
+    return _Branch(req, None, 0)
+
+
 def test_prefix_store_keeps_the_longest_and_evicts_by_bytes():
     from prunescale.tts.engines.hf import PrefixStore
 
     def kv(n):
-        return [(torch.zeros(2, n, 4), torch.zeros(2, n, 4))]  # 2 · n · 4 · 4 bytes per tensor
+        return torch.zeros(1, 2, 2, n, 4)  # one layer, keys and values: 2 · n · 4 · 4 bytes each
 
     store = PrefixStore(max_bytes=2 * 2 * 20 * 4 * 4)  # room for 20 tokens
     store.put("a", [1, 2, 3, 4], kv(4))

@@ -207,12 +207,14 @@ class _Answers:
 
     def results(self, outs: Sequence[Completion]) -> list[list[BudgetResult]]:
         """Per trajectory (in index order) and budget; ``outs[k]`` answers ``self.reqs[k]``."""
-        results = []
+        results, decoded = [], {}  # a request shared by budgets is decoded once
         for index in sorted(self.plan):
             res = []
             for b, (ri, n_think, forced, waits, prefix) in zip(self.policy.budgets, self.plan[index]):
                 out = outs[ri]
-                text = prefix + self.tok.decode(out.ids, skip_special_tokens=True)
+                if ri not in decoded:
+                    decoded[ri] = self.tok.decode(out.ids, skip_special_tokens=True)
+                text = prefix + decoded[ri]
                 res.append(BudgetResult(b, n_think, forced, waits, out.ids, text,
                                         "stop" if out.stopped else "length"))
             results.append(res)
@@ -253,36 +255,26 @@ def sweep(
     policy: Policy,
     stop: int | tuple[int, ...],
 ) -> tuple[list[Trajectory], list[list[BudgetResult]]]:
-    """:func:`think` then :func:`answer_phase` as one schedule, with the same results: a trajectory's
-    "Wait" round or answers are requested the moment its previous round ends, so an engine that takes
-    follow-ups runs them in the slots that slower trajectories' thinking leaves free."""
-    th, ans = _Thinker(tok, policy, stop), _Answers(tok, closer, policy)
+    """:func:`think` then :func:`answer_phase`, with the same results, scheduled for an engine that takes
+    follow-ups: a trajectory's "Wait" round is requested the moment its previous round ends and joins
+    the running batch. The answers then run together, every trajectory's budgets submitted side by side
+    under its prefix key (the hf engine decodes them as branches of one row over the kept thinking)."""
+    th = _Thinker(tok, policy, stop)
     trajs = [Trajectory(list(p)) for p in prompts]
-    tags: list[tuple[str, int]] = []  # per submitted request: ("think", trajectory) or ("answer", answer slot)
-    answers: dict[int, Completion] = {}
-
-    def answer(i: int) -> list[Request]:
-        new = ans.add(i, trajs[i], seeds[i], cues[i])
-        tags.extend(("answer", len(ans.reqs) - len(new) + j) for j in range(len(new)))
-        return new
+    owner: list[int] = []  # per submitted thinking request: its trajectory
 
     def on_done(index: int, out: Completion) -> list[Request]:
-        kind, k = tags[index]
-        if kind == "answer":
-            answers[k] = out
-            return []
+        k = owner[index]
         if th.advance(trajs[k], out):
-            tags.append(("think", k))
+            owner.append(k)
             return [th.request(trajs[k], seeds[k])]
-        return answer(k)
+        return []
 
     first: list[Request] = []
     for i, t in enumerate(trajs):
         if th.limit > 0:
-            tags.append(("think", i))
+            owner.append(i)
             first.append(th.request(t, seeds[i]))
-        else:
-            first += answer(i)
-    generate_with_followups(engine, first, on_done)
-    _release(engine, trajs)
-    return trajs, ans.results([answers[k] for k in range(len(ans.reqs))])
+    if first:
+        generate_with_followups(engine, first, on_done)
+    return trajs, answer_phase(engine, tok, trajs, seeds, cues, closer, policy)

@@ -10,13 +10,18 @@ A hand-written decode loop rather than ``model.generate`` because it must
 3. continue from a prefix without recomputing it: a request with a ``prefix_key`` reuses the KV of the
    longest common prefix with the last kept sequence under that key (the thinking trace, for every
    budget's answer phase and every "Wait" round), and only its remaining tokens are prefilled;
-4. take follow-ups: ``on_done`` sees each request end and may submit the next ones (a trajectory's
-   answers, its next "Wait" round), which join the running batch instead of waiting for a new one.
+4. keep that prefix once for all its continuations: requests submitted together under one prefix key
+   (a trajectory's answers, one per budget) become *branches* of one row. The row holds the kept KV
+   once; each branch attends to its own part of it (its truncation of the thinking) and to its own
+   tokens, through a 4-D attention mask, and every step feeds one token per live branch. Five budgets'
+   answers then cost one row and one forward call per step, not five rows;
+5. take follow-ups: ``on_done`` sees each request end and may submit the next ones (a trajectory's
+   next "Wait" round), which join the running batch instead of waiting for a new one.
 
-Rows of one batch may then have gaps in the middle (cached prefix | padding | new tokens); the 2-D
-attention mask and explicit position ids make that exact. Merging caches needs plain
-``DynamicLayer`` caches; models with sliding-window (or other) cache layers run fixed batches without
-merging or reuse.
+Rows may have gaps in the middle (cached prefix | padding | new tokens); the attention mask and explicit
+position ids make that exact. Merging caches needs plain ``DynamicLayer`` caches; models with
+sliding-window (or other) cache layers run fixed batches without merging, reuse or branches, and
+branches need an attention implementation that takes a 4-D mask (sdpa, eager).
 """
 
 from __future__ import annotations
@@ -34,7 +39,9 @@ from transformers.cache_utils import DynamicLayer
 
 from prunescale.tts.engines.base import Completion, Request
 
-KV = list[tuple[torch.Tensor, torch.Tensor]]  # per layer: keys, values (heads, tokens, head_dim)
+KV = torch.Tensor  # a kept sequence's keys and values, all layers: (layers, 2, heads, tokens, head_dim)
+SHARED, UNUSED = -1, -2  # column owners other than a branch's slot: the row's kept prefix, nobody
+FAR = 1 << 40  # the rank of a column that is not part of the shared prefix
 
 
 def _cache_of(out):
@@ -89,7 +96,7 @@ class PrefixStore:
             if len(old[0]) >= len(ids):
                 return
             self.drop([key])
-        size = sum(k.numel() * k.element_size() + v.numel() * v.element_size() for k, v in kv)
+        size = kv.numel() * kv.element_size()
         if size > self.max_bytes:
             return
         self.entries[key] = (np.asarray(ids, dtype=np.int64), kv, size)
@@ -104,50 +111,66 @@ class PrefixStore:
                 self.bytes -= entry[2]
 
 
-@dataclass
-class _Row:
+@dataclass(eq=False)
+class _Branch:
+    """One request: its sampling state and what it sees of its row."""
+
     req: Request
     gen: torch.Generator | None
     index: int
     result: Completion = field(default_factory=lambda: Completion([]))
     raw: list[int] = field(default_factory=list)  # every token appended, before stop-sequence trimming
+    slot: int = 0  # owner id of its columns within the row
+    seen: int = 0  # how many of the row's shared columns (by rank) it attends: the prefix it reuses
+    pos: int = 0  # position id of its next token
+    feed: list[int] = field(default_factory=list)  # tokens the next forward call feeds
+    last: int = 0  # block column of its last fed token (where its next logits come from)
 
 
-@dataclass
+@dataclass(eq=False)
 class _Batch:
-    """The running batch: KV cache, 2-D attention mask, next position and last logits of every row."""
+    """The running batch: KV cache, who owns each cache column, and the live branches of every row."""
 
-    cache: DynamicCache
-    mask: torch.Tensor  # (rows, width) long
-    pos: torch.Tensor  # (rows,) long: position id of each row's next token
-    logits: torch.Tensor  # (rows, vocab)
-    rows: list[_Row]
+    cache: DynamicCache | None
+    # (rows, width) long: SHARED, UNUSED or the slot of the branch that fed the column. A column no live
+    # branch of its row attends is UNUSED, so a row with one live branch attends exactly its other columns
+    owner: torch.Tensor
+    rank: torch.Tensor  # (rows, width) long: order among the row's shared columns, FAR for the others
+    rows: list[list[_Branch]]
+    logits: torch.Tensor | None = None  # (live branches in row order, vocab)
 
     def select(self, keep: list[int], trim: bool) -> None:
-        sel = torch.tensor(keep, device=self.mask.device)
+        sel = torch.tensor(keep, device=self.owner.device)
         self.cache.batch_select_indices(sel)
-        self.mask, self.pos, self.logits = self.mask[sel], self.pos[sel], self.logits[sel]
-        self.rows = [self.rows[b] for b in keep]
+        self.owner, self.rank = self.owner[sel], self.rank[sel]
+        self.rows = [self.rows[r] for r in keep]
         if trim:
             self.trim()
 
     def trim(self) -> None:
-        """Drop leading columns no row attends to (rows that needed them have left); plain caches only,
-        whose columns are the mask's."""
-        used = self.mask.any(0).nonzero()
-        first = int(used[0]) if len(used) else 0
-        if first:
-            self.mask = self.mask[:, first:]
+        """Drop columns no live branch attends (their rows or branches have left); plain caches only,
+        whose columns are the mask's. Leading ones cost nothing (a view); others are copied out once
+        there are enough of them to pay for the copy."""
+        idx = (self.owner != UNUSED).any(0).nonzero().squeeze(1)
+        if not len(idx):
+            return
+        width, first = self.owner.shape[1], int(idx[0])
+        if width - first - len(idx) >= max(4, width // 8):
+            self.owner, self.rank = self.owner[:, idx], self.rank[:, idx]
+            for layer in self.cache.layers:
+                layer.keys, layer.values = layer.keys.index_select(2, idx), layer.values.index_select(2, idx)
+        elif first:
+            self.owner, self.rank = self.owner[:, first:], self.rank[:, first:]
             for layer in self.cache.layers:
                 layer.keys, layer.values = layer.keys[:, :, first:], layer.values[:, :, first:]
 
 
-def _left_pad(t: torch.Tensor, width: int, dim: int) -> torch.Tensor:
+def _left_pad(t: torch.Tensor, width: int, dim: int, value: float = 0) -> torch.Tensor:
     extra = width - t.shape[dim]
     if not extra:
         return t
     pad = [0, 0] * (t.dim() - 1 - dim) + [extra, 0]
-    return F.pad(t, pad)
+    return F.pad(t, pad, value=value)
 
 
 class HFEngine:
@@ -160,20 +183,25 @@ class HFEngine:
         batch_size: int = 32,
         prefix_cache_bytes: int = 2 * 1024**3,
         continuous: bool | None = None,
+        max_branches: int = 8,
     ) -> None:
         self.model, self.pad_id, self.batch_size = model.eval(), pad_id, batch_size
         self.device = next(model.parameters()).device
         self.forward_tokens = 0  # tokens pushed through the model (padding included): the cost figure
+        self.forward_calls = 0
         params = inspect.signature(model.forward).parameters
         # transformers ≥ 5.2x renamed the cache argument from past_key_values to cache
         self._cache_arg = "cache" if "cache" in params else "past_key_values"
-        self._last_only = {"logits_to_keep": 1} if "logits_to_keep" in params else {}
+        self._keep_arg = "logits_to_keep" in params
         try:  # merging batches and reusing prefixes needs plain per-layer caches whose columns are tokens
             plain = all(type(layer) is DynamicLayer for layer in DynamicCache(config=model.config).layers)
         except Exception:  # a config the cache cannot read: fixed batches, as plain generate would run
             plain = False
         self.continuous = plain if continuous is None else (continuous and plain)
         self.store = PrefixStore(prefix_cache_bytes if self.continuous else 0)
+        self._attn = getattr(model.config, "_attn_implementation", None)
+        # branches need a custom 4-D mask, which sdpa and eager attention take as given
+        self.max_branches = max_branches if self.continuous and self._attn in ("sdpa", "eager") else 1
 
     def release(self, keys: Iterable[Hashable]) -> None:
         """Forget the kept KV of these prefix keys (their requests are all done)."""
@@ -185,21 +213,31 @@ class HFEngine:
         on_done: Callable[[int, Completion], Sequence[Request]] | None = None,
     ) -> list[Completion]:
         """Completions in request order. ``on_done(index, completion)``, called as each request ends, may
-        return follow-up requests: they join the running batch and their completions follow in order."""
-        rows: list[_Row] = []
-        pending: deque[_Row] = deque()
+        return follow-up requests: they join the running batch and their completions follow in order.
+        Consecutive requests under one prefix key share a row (as branches) when the key's prefix is kept."""
+        branches: list[_Branch] = []
+        pending: deque[list[_Branch]] = deque()
 
         def submit(reqs: Sequence[Request]) -> None:
+            group: list[_Branch] = []
             for r in reqs:
-                row = _Row(r, torch.Generator().manual_seed(r.seed) if r.seed is not None else None, len(rows))
-                rows.append(row)
-                if r.max_new_tokens > 0:
-                    pending.append(row)
-                elif on_done is not None:
-                    submit(on_done(row.index, row.result))
+                br = _Branch(r, torch.Generator().manual_seed(r.seed) if r.seed is not None else None, len(branches))
+                branches.append(br)
+                if r.max_new_tokens <= 0:
+                    if on_done is not None:
+                        submit(on_done(br.index, br.result))
+                    continue
+                if group and (r.prefix_key is None or r.prefix_key is not group[0].req.prefix_key
+                              or len(group) >= self.max_branches):
+                    pending.append(group)
+                    group = []
+                group.append(br)
+            if group:
+                pending.append(group)
 
         submit(requests)
-        pending = deque(sorted(pending, key=lambda w: len(w.req.prompt_ids)))  # similar lengths prefill together
+        # similar rows prefill together: by branch count, then prompt length
+        pending = deque(sorted(pending, key=lambda g: (len(g), len(g[0].req.prompt_ids))))
         refill_at = self.batch_size - max(1, self.batch_size // 4)
         batch: _Batch | None = None
         with torch.no_grad():
@@ -210,102 +248,193 @@ class HFEngine:
                     batch = new if batch is None else self._merge(batch, new)
                 batch, finished = self._step(batch)
                 if on_done is not None:
-                    for row in finished:
-                        submit(on_done(row.index, row.result))
-        return [row.result for row in rows]
+                    for br in finished:
+                        submit(on_done(br.index, br.result))
+        return [br.result for br in branches]
 
-    def _prefill(self, group: list[_Row]) -> _Batch:
-        """Prefill a group of new rows, each from the longest prefix the store holds for it."""
-        found = [self.store.lookup(w.req.prefix_key, w.req.prompt_ids) for w in group]
-        cached = max(m for m, _ in found)
-        rest = [w.req.prompt_ids[m:] for w, (m, _) in zip(group, found)]
-        width = max(map(len, rest))
-        n = len(group)
+    def _rows(self, group: list[_Branch]) -> list[tuple[list[_Branch], int, KV | None]]:
+        """A waiting group as rows: (branches, shared prefix length, its kept KV). The group shares one row
+        if every branch reuses the prefix kept under its key; otherwise each branch is a row of its own."""
+        found = [self.store.lookup(br.req.prefix_key, br.req.prompt_ids) for br in group]
+        for br, (m, _) in zip(group, found):
+            br.seen, br.pos, br.feed = m, m, list(br.req.prompt_ids[m:])
+        if len(group) > 1 and all(m for m, _ in found):
+            for slot, br in enumerate(group):
+                br.slot = slot
+            return [(group, max(m for m, _ in found), found[0][1])]
+        return [([br], m, kv) for br, (m, kv) in zip(group, found)]
+
+    def _prefill(self, groups: list[list[_Branch]]) -> _Batch:
+        """Prefill new rows: each row's shared prefix comes from the store, its branches' remaining
+        tokens are fed (right-aligned, one branch after another)."""
+        plans = [row for g in groups for row in self._rows(g)]
+        n = len(plans)
+        shared = max(s for _, s, _ in plans)
+        width = max(sum(len(br.feed) for br in brs) for brs, _, _ in plans)
+        owner = torch.full((n, shared + width), UNUSED, dtype=torch.long)
+        rank = torch.full((n, shared + width), FAR, dtype=torch.long)
         ids = torch.full((n, width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((n, cached + width), dtype=torch.long)
         pos = torch.zeros((n, width), dtype=torch.long)
-        for b, ((m, _), r) in enumerate(zip(found, rest)):
-            ids[b, width - len(r) :] = torch.tensor(r)
-            mask[b, cached - m : cached] = 1
-            mask[b, cached + width - len(r) :] = 1
-            pos[b, width - len(r) :] = torch.arange(m, m + len(r))
-        ids, mask, pos = ids.to(self.device), mask.to(self.device), pos.to(self.device)
-        kwargs = {}
-        if cached:
-            layers = []
-            for li, (k0, v0) in enumerate(next(kv for _, kv in found if kv is not None)):
-                k = k0.new_zeros((n, k0.shape[0], cached, k0.shape[2]))
-                v = v0.new_zeros((n, v0.shape[0], cached, v0.shape[2]))
-                for b, (m, kv) in enumerate(found):
-                    if m:
-                        k[b, :, cached - m :] = kv[li][0][:, :m]
-                        v[b, :, cached - m :] = kv[li][1][:, :m]
-                layers.append((k, v))
-            kwargs[self._cache_arg] = DynamicCache(ddp_cache_data=layers)
-        out = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True, **kwargs,
-                         **self._last_only)
-        self.forward_tokens += ids.numel()
-        lengths = torch.tensor([len(w.req.prompt_ids) for w in group], device=self.device)
-        return _Batch(_cache_of(out), mask, lengths, out.logits[:, -1], group)
+        for r, (brs, s, _) in enumerate(plans):
+            owner[r, shared - s : shared] = SHARED
+            rank[r, shared - s : shared] = torch.arange(s)
+            c = width - sum(len(br.feed) for br in brs)
+            for br in brs:
+                k = len(br.feed)
+                ids[r, c : c + k] = torch.tensor(br.feed)
+                pos[r, c : c + k] = torch.arange(br.pos, br.pos + k)
+                owner[r, shared + c : shared + c + k] = br.slot
+                c += k
+                br.last = c - 1
+        cache = None
+        if shared:  # one copy per row, into (layers, 2, rows, heads, shared, head_dim): each layer's slices
+            kv0 = next(kv for _, _, kv in plans if kv is not None)  # are then contiguous
+            n_layers, _, heads, _, dim = kv0.shape
+            full = kv0.new_zeros((n_layers, 2, n, heads, shared, dim))
+            for r, (_, s, kv) in enumerate(plans):
+                if s:
+                    full[:, :, r, :, shared - s :] = kv[:, :, :, :s]
+            cache = DynamicCache(ddp_cache_data=[(full[li, 0], full[li, 1]) for li in range(n_layers)])
+        batch = _Batch(cache, owner.to(self.device), rank.to(self.device), [brs for brs, _, _ in plans])
+        self._forward(batch, ids, pos)
+        return batch
 
     @staticmethod
     def _merge(a: _Batch, b: _Batch) -> _Batch:
-        width = max(a.mask.shape[1], b.mask.shape[1])
+        width = max(a.owner.shape[1], b.owner.shape[1])
         for la, lb in zip(a.cache.layers, b.cache.layers):
             la.keys = torch.cat([_left_pad(la.keys, width, 2), _left_pad(lb.keys, width, 2)])
             la.values = torch.cat([_left_pad(la.values, width, 2), _left_pad(lb.values, width, 2)])
-        a.mask = torch.cat([_left_pad(a.mask, width, 1), _left_pad(b.mask, width, 1)])
-        a.pos, a.logits, a.rows = torch.cat([a.pos, b.pos]), torch.cat([a.logits, b.logits]), a.rows + b.rows
+        a.owner = torch.cat([_left_pad(a.owner, width, 1, UNUSED), _left_pad(b.owner, width, 1, UNUSED)])
+        a.rank = torch.cat([_left_pad(a.rank, width, 1, FAR), _left_pad(b.rank, width, 1, FAR)])
+        a.logits, a.rows = torch.cat([a.logits, b.logits]), a.rows + b.rows
         return a
 
-    def _keep_prefix(self, batch: _Batch, b: int) -> None:
-        """Store row ``b``'s KV (prompt + every fed token) under its prefix key."""
-        row = batch.rows[b]
-        cols = batch.mask[b].nonzero().squeeze(1)
-        fed = row.req.prompt_ids + row.raw[: len(cols) - len(row.req.prompt_ids)]
-        kv = [(layer.keys[b][:, cols].clone(), layer.values[b][:, cols].clone()) for layer in batch.cache.layers]
-        self.store.put(row.req.prefix_key, fed, kv)
-
-    def _step(self, batch: _Batch) -> tuple[_Batch | None, list[_Row]]:
-        """Sample one token per row, retire finished rows, feed the rest one step."""
-        greedy = batch.logits.argmax(-1).tolist()
-        keep, nxt, done = [], [], []
-        for b, row in enumerate(batch.rows):
-            r, res = row.req, row.result
-            tok = greedy[b] if _greedy(r) else _sample(batch.logits[b], r, row.gen)
-            if tok in r.stop_ids:
-                res.stop_id = tok
-                done.append(b)
-                continue
-            res.ids.append(tok)
-            row.raw.append(tok)
-            hit = next((s for s in r.stop_sequences if s and tuple(res.ids[-len(s) :]) == s), None)
-            if hit is not None:
-                del res.ids[-len(hit) :]
-                res.stop_sequence = hit
-                done.append(b)
-            elif len(res.ids) >= r.max_new_tokens:
-                done.append(b)
+    def _forward(self, batch: _Batch, ids: torch.Tensor, pos: torch.Tensor) -> None:
+        """Feed a block of new columns (``batch.owner``/``rank`` already cover it) and keep each live
+        branch's next-token logits. One branch per row: a 2-D mask of what it sees (transformers adds
+        the causal part); branches: a 4-D mask, each query seeing its branch's share of the prefix, its
+        branch's earlier tokens and itself."""
+        n, width = ids.shape
+        total = batch.owner.shape[1]
+        ids, pos = ids.to(self.device), pos.to(self.device)
+        tree = any(len(row) > 1 for row in batch.rows)
+        if not tree:
+            mask = (batch.owner != UNUSED).long()
+        else:
+            qslot = batch.owner[:, total - width :].clone()
+            qseen = torch.zeros((n, width), dtype=torch.long)
+            for r, row in enumerate(batch.rows):
+                for br in row:
+                    qseen[r, br.last - len(br.feed) + 1 : br.last + 1] = br.seen
+            qslot[qslot == UNUSED] = -(1 << 20)  # padding queries see only themselves
+            qseen = qseen.to(self.device)
+            own, rank = batch.owner[:, None, :], batch.rank[:, None, :]
+            col = torch.arange(total, device=self.device)
+            qcol = torch.arange(total - width, total, device=self.device)[None, :, None]
+            allowed = ((own == SHARED) & (rank < qseen[:, :, None])) | ((own == qslot[:, :, None]) & (col <= qcol))
+            allowed |= col == qcol
+            if self._attn == "eager":
+                dtype = next(self.model.parameters()).dtype
+                mask = torch.zeros(allowed.shape, dtype=dtype, device=self.device)
+                mask = mask.masked_fill(~allowed, torch.finfo(dtype).min)[:, None]
             else:
-                nxt.append(tok)
-                keep.append(b)
-        for b in done:
-            if batch.rows[b].req.keep_prefix and batch.rows[b].req.prefix_key is not None and self.continuous:
-                self._keep_prefix(batch, b)
-        finished = [batch.rows[b] for b in done]
+                mask = allowed[:, None]
+        kwargs = {self._cache_arg: batch.cache} if batch.cache is not None else {}
+        lasts = sorted({br.last for row in batch.rows for br in row})
+        if self._keep_arg:
+            kwargs["logits_to_keep"] = 1 if lasts == [width - 1] else torch.tensor(lasts, device=self.device)
+        out = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True, **kwargs)
+        self.forward_tokens += ids.numel()
+        self.forward_calls += 1
+        batch.cache = _cache_of(out)
+        logits = out.logits
+        if lasts == [width - 1] and all(len(row) == 1 for row in batch.rows):
+            batch.logits = logits[:, -1]
+        else:  # each branch's row and block column (its index among the kept columns, if only those came)
+            at = {c: i for i, c in enumerate(lasts)} if self._keep_arg else {c: c for c in lasts}
+            r_idx = torch.tensor([r for r, row in enumerate(batch.rows) for _ in row], device=self.device)
+            c_idx = torch.tensor([at[br.last] for row in batch.rows for br in row], device=self.device)
+            batch.logits = logits[r_idx, c_idx]
+        for row in batch.rows:
+            for br in row:
+                br.pos += len(br.feed)
+                br.feed = []
+
+    def _keep_prefix(self, batch: _Batch, r: int, br: _Branch) -> None:
+        """Store what branch ``br`` of row ``r`` has seen (prompt + every fed token) under its prefix key."""
+        owner, rank = batch.owner[r], batch.rank[r]
+        cols = (((owner == SHARED) & (rank < br.seen)) | (owner == br.slot)).nonzero().squeeze(1)
+        fed = br.req.prompt_ids + br.raw[: len(cols) - len(br.req.prompt_ids)]
+        layers = batch.cache.layers
+        if len({(layer.keys.shape[1], layer.keys.shape[3], layer.values.shape[3]) for layer in layers}) > 1:
+            return  # layers of different shapes (heads, head_dim): not kept, recomputed instead
+        kv = torch.stack([torch.stack((layer.keys[r][:, cols], layer.values[r][:, cols])) for layer in layers])
+        self.store.put(br.req.prefix_key, fed, kv)
+
+    def _step(self, batch: _Batch) -> tuple[_Batch | None, list[_Branch]]:
+        """Sample one token per live branch, retire finished branches (and emptied rows), feed the rest
+        one step."""
+        greedy = batch.logits.argmax(-1).tolist()
+        keep: list[int] = []
+        finished: list[_Branch] = []
+        k = 0
+        for r, row in enumerate(batch.rows):
+            live = []
+            for br in row:
+                req, res = br.req, br.result
+                tok = greedy[k] if _greedy(req) else _sample(batch.logits[k], req, br.gen)
+                k += 1
+                stop = tok in req.stop_ids
+                if stop:
+                    res.stop_id = tok
+                else:
+                    res.ids.append(tok)
+                    br.raw.append(tok)
+                    hit = next((s for s in req.stop_sequences if s and tuple(res.ids[-len(s) :]) == s), None)
+                    if hit is not None:
+                        del res.ids[-len(hit) :]
+                        res.stop_sequence = hit
+                        stop = True
+                    elif len(res.ids) >= req.max_new_tokens:
+                        stop = True
+                if not stop:
+                    br.feed = [tok]
+                    live.append(br)
+                    continue
+                finished.append(br)
+                if req.keep_prefix and req.prefix_key is not None and self.continuous:
+                    self._keep_prefix(batch, r, br)
+            if live:
+                keep.append(r)
+                if len(live) < len(row):  # the columns only the finished branches attended are nobody's now
+                    owner, rank = batch.owner[r], batch.rank[r]
+                    gone = (owner == SHARED) & (rank >= max(br.seen for br in live))
+                    for slot in {br.slot for br in row} - {br.slot for br in live}:
+                        gone |= owner == slot
+                    owner[gone] = UNUSED
+            batch.rows[r] = live
         if not keep:
             return None, finished
-        if done:
+        if finished:
             batch.select(keep, trim=self.continuous)
-        batch.mask = torch.cat([batch.mask, batch.mask.new_ones((len(keep), 1))], dim=1)
-        out = self.model(
-            input_ids=torch.tensor(nxt, device=self.device).unsqueeze(1),
-            attention_mask=batch.mask,
-            position_ids=batch.pos.unsqueeze(1),
-            use_cache=True,
-            **{self._cache_arg: batch.cache},
-        )
-        self.forward_tokens += len(keep)
-        batch.cache, batch.logits = _cache_of(out), out.logits[:, -1]
-        batch.pos = batch.pos + 1
+        width = max(len(row) for row in batch.rows)
+        n = len(batch.rows)
+        if width == 1:
+            ids = torch.tensor([[row[0].feed[0]] for row in batch.rows])
+            pos = torch.tensor([[row[0].pos] for row in batch.rows])
+            new_owner = torch.tensor([[row[0].slot] for row in batch.rows], device=self.device)
+            for row in batch.rows:
+                row[0].last = 0
+        else:  # one token per live branch, right-aligned
+            ids = torch.full((n, width), self.pad_id, dtype=torch.long)
+            pos = torch.zeros((n, width), dtype=torch.long)
+            new_owner = torch.full((n, width), UNUSED, dtype=torch.long)
+            for r, row in enumerate(batch.rows):
+                for c, br in enumerate(row, start=width - len(row)):
+                    ids[r, c], pos[r, c], new_owner[r, c], br.last = br.feed[0], br.pos, br.slot, c
+            new_owner = new_owner.to(self.device)
+        batch.owner = torch.cat([batch.owner, new_owner], dim=1)
+        batch.rank = torch.cat([batch.rank, torch.full_like(new_owner, FAR)], dim=1)
+        self._forward(batch, ids, pos)
         return batch, finished
