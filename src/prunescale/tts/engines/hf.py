@@ -318,9 +318,10 @@ class HFEngine:
         n, width = ids.shape
         total = batch.owner.shape[1]
         ids, pos = ids.to(self.device), pos.to(self.device)
-        tree = any(len(row) > 1 for row in batch.rows)
-        if not tree:
+        if self.max_branches == 1:  # one branch per row: transformers makes the 4-D mask from a 2-D one
             mask = (batch.owner != UNUSED).long()
+        elif width == 1 and all(len(row) == 1 for row in batch.rows):  # a decode step: each row's one
+            mask = self._mask_4d((batch.owner != UNUSED)[:, None, None, :])  # query sees its used columns
         else:
             qslot = batch.owner[:, total - width :].clone()
             qseen = torch.zeros((n, width), dtype=torch.long)
@@ -334,12 +335,7 @@ class HFEngine:
             qcol = torch.arange(total - width, total, device=self.device)[None, :, None]
             allowed = ((own == SHARED) & (rank < qseen[:, :, None])) | ((own == qslot[:, :, None]) & (col <= qcol))
             allowed |= col == qcol
-            if self._attn == "eager":
-                dtype = next(self.model.parameters()).dtype
-                mask = torch.zeros(allowed.shape, dtype=dtype, device=self.device)
-                mask = mask.masked_fill(~allowed, torch.finfo(dtype).min)[:, None]
-            else:
-                mask = allowed[:, None]
+            mask = self._mask_4d(allowed[:, None])
         kwargs = {self._cache_arg: batch.cache} if batch.cache is not None else {}
         lasts = sorted({br.last for row in batch.rows for br in row})
         if self._keep_arg:
@@ -360,6 +356,14 @@ class HFEngine:
             for br in row:
                 br.pos += len(br.feed)
                 br.feed = []
+
+    def _mask_4d(self, allowed: torch.Tensor) -> torch.Tensor:
+        """A (rows, 1, queries, keys) mask as the attention implementation takes it: sdpa a boolean one,
+        eager an additive one."""
+        if self._attn != "eager":
+            return allowed
+        dtype = next(self.model.parameters()).dtype
+        return torch.zeros(allowed.shape, dtype=dtype, device=self.device).masked_fill(~allowed, torch.finfo(dtype).min)
 
     def _keep_prefix(self, batch: _Batch, r: int, br: _Branch) -> None:
         """Store what branch ``br`` of row ``r`` has seen (prompt + every fed token) under its prefix key."""
