@@ -227,7 +227,7 @@ class HFEngine:
                     if on_done is not None:
                         submit(on_done(br.index, br.result))
                     continue
-                if group and (r.prefix_key is None or r.prefix_key is not group[0].req.prefix_key
+                if group and (r.prefix_key is None or r.prefix_key != group[0].req.prefix_key
                               or len(group) >= self.max_branches):
                     pending.append(group)
                     group = []
