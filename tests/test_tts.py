@@ -286,8 +286,9 @@ def _frequent_token(model, prompts):
 @pytest.mark.parametrize("temperature", [0.0, 1.0])
 @pytest.mark.parametrize("engine_kind", ["hf", "scripted"])
 def test_interleaved_sweep_equals_think_then_answer(model, temperature, engine_kind):
-    """``sweep`` (answers and Wait rounds scheduled as each trajectory's round ends, into the running
-    batch) gives exactly what ``think`` then ``answer_phase`` give; engines without follow-ups run waves."""
+    """``sweep`` (Wait rounds scheduled as each trajectory's round ends, into the running batch; then the
+    answers, a trajectory's budgets as branches of one row) gives exactly what ``think`` then
+    ``answer_phase`` give; engines without follow-ups run waves."""
     from prunescale.tts.forcing import sweep
 
     prompts = _prompts(9)
@@ -302,6 +303,16 @@ def test_interleaved_sweep_equals_think_then_answer(model, temperature, engine_k
     ref_trajs = think(make(), TOK, prompts, seeds, policy, stop)
     ref = answer_phase(make(), TOK, ref_trajs, seeds, cues, "</think>", policy)
     engine = make()
+    branches: list[int] = []
+    if engine_kind == "hf":
+        real = engine._rows
+
+        def spy(group):
+            rows = real(group)
+            branches.extend(len(brs) for brs, _, _ in rows)
+            return rows
+
+        engine._rows = spy
     trajs, got = sweep(engine, TOK, prompts, seeds, cues, "</think>", policy, stop)
     assert [(t.think_ids, t.natural_end, t.wait_at) for t in trajs] == [
         (t.think_ids, t.natural_end, t.wait_at) for t in ref_trajs
@@ -311,6 +322,7 @@ def test_interleaved_sweep_equals_think_then_answer(model, temperature, engine_k
     if engine_kind == "hf":
         assert any(t.natural_end is None for t in trajs)  # some forced ends too
         assert not engine.store.entries  # every trajectory's kept prefix released
+        assert max(branches) > 1  # some trajectory's budgets were answered as branches of one row
 
 
 def test_follow_ups_join_the_running_batch(model):

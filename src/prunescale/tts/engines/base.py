@@ -24,7 +24,8 @@ class Request:
     top_p: float = 1.0
     stop_sequences: Sequence[tuple[int, ...]] = ()  # multi-token stops (e.g. a plain-text "</think>")
     # requests under one prefix key share a prefix (one thinking trajectory): an engine may reuse the
-    # computation of the longest common prefix with the sequence last kept under the key
+    # computation of the longest common prefix with the sequence last kept under the key, and decode
+    # such requests submitted side by side (a trajectory's budgets) over one copy of it
     prefix_key: Hashable | None = None
     keep_prefix: bool = False  # keep this request's sequence (prompt + output) for later requests
 
