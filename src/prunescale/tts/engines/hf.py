@@ -312,9 +312,10 @@ class HFEngine:
 
     def _forward(self, batch: _Batch, ids: torch.Tensor, pos: torch.Tensor) -> None:
         """Feed a block of new columns (``batch.owner``/``rank`` already cover it) and keep each live
-        branch's next-token logits. One branch per row: a 2-D mask of what it sees (transformers adds
-        the causal part); branches: a 4-D mask, each query seeing its branch's share of the prefix, its
-        branch's earlier tokens and itself."""
+        branch's next-token logits. The engine builds the 4-D mask: each query sees its branch's share of
+        the shared prefix, its branch's earlier tokens and itself (transformers would rebuild it every call
+        from a 2-D one). Without branches (attention that takes no custom mask, fixed batches) a 2-D mask
+        of each row's used columns goes to transformers instead."""
         n, width = ids.shape
         total = batch.owner.shape[1]
         ids, pos = ids.to(self.device), pos.to(self.device)
