@@ -408,7 +408,9 @@ def eval_cmd(
     engine: Annotated[str, typer.Option(help="hf | vllm")] = "hf",
     tensor_parallel_size: Annotated[int, typer.Option(help="vllm: GPUs per model (tensor parallel).")] = 1,
     batch_size: Annotated[
-        int, typer.Option(help="Rows decoded together by the hf engine; a finished row is replaced by a waiting one.")
+        int,
+        typer.Option(help="Rows decoded together by the hf engine (one trajectory's answers to all budgets share "
+                     "a row); a finished row is replaced by a waiting one."),
     ] = 32,
     dtype: Annotated[str, typer.Option(help="auto | fp32 | bf16 | fp16")] = "auto",
     device: Annotated[str, typer.Option(help="cpu, cuda, cuda:N")] = "cpu",
