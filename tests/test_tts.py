@@ -285,10 +285,10 @@ def _frequent_token(model, prompts):
 
 @pytest.mark.parametrize("temperature", [0.0, 1.0])
 @pytest.mark.parametrize("engine_kind", ["hf", "scripted"])
-def test_interleaved_sweep_equals_think_then_answer(model, temperature, engine_kind):
-    """``sweep`` (Wait rounds scheduled as each trajectory's round ends, into the running batch; then the
-    answers, a trajectory's budgets as branches of one row) gives exactly what ``think`` then
-    ``answer_phase`` give; engines without follow-ups run waves."""
+def test_sweep_with_follow_ups_equals_rounds_in_waves(model, temperature, engine_kind):
+    """``sweep`` (each Wait round joins the running batch as its previous round ends; then the answers,
+    a trajectory's budgets as branches of one row) gives exactly what rounds run in waves and one row
+    per answer give (an engine without follow-ups or branches)."""
     from prunescale.tts.forcing import sweep
 
     prompts = _prompts(9)
@@ -300,8 +300,18 @@ def test_interleaved_sweep_equals_think_then_answer(model, temperature, engine_k
     def make():
         return HFEngine(model, pad_id=0, batch_size=4) if engine_kind == "hf" else ScriptedEngine()
 
-    ref_trajs = think(make(), TOK, prompts, seeds, policy, stop)
-    ref = answer_phase(make(), TOK, ref_trajs, seeds, cues, "</think>", policy)
+    class Waves:  # the engine's plain generate only: rounds in waves, one row per request
+        def __init__(self, engine):
+            self.engine = engine
+            if engine_kind == "hf":
+                engine.max_branches = 1
+
+        def generate(self, requests):
+            return self.engine.generate(requests)
+
+    waves = Waves(make())
+    ref_trajs = think(waves, TOK, prompts, seeds, policy, stop)
+    ref = answer_phase(waves, TOK, ref_trajs, seeds, cues, "</think>", policy)
     engine = make()
     branches: list[int] = []
     if engine_kind == "hf":

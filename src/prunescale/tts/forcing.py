@@ -145,13 +145,22 @@ def think(
     policy: Policy,
     stop: int | tuple[int, ...],
 ) -> list[Trajectory]:
-    """Generate each trajectory up to max(budgets), applying the Wait policy (one round at a time)."""
+    """Generate each trajectory up to max(budgets), applying the Wait policy. A trajectory's next round
+    is requested the moment its previous one ends (an engine that takes follow-ups adds it to the
+    running batch; others run rounds in waves)."""
     th = _Thinker(tok, policy, stop)
     trajs = [Trajectory(list(p)) for p in prompts]
-    active = [i for i in range(len(trajs)) if th.limit > 0]
-    while active:
-        outs = engine.generate([th.request(trajs[i], seeds[i]) for i in active])
-        active = [i for i, out in zip(active, outs) if th.advance(trajs[i], out)]
+    owner = list(range(len(trajs))) if th.limit > 0 else []  # per submitted request: its trajectory
+
+    def on_done(index: int, out: Completion) -> list[Request]:
+        k = owner[index]
+        if th.advance(trajs[k], out):
+            owner.append(k)
+            return [th.request(trajs[k], seeds[k])]
+        return []
+
+    if owner:
+        generate_with_followups(engine, [th.request(trajs[i], seeds[i]) for i in owner], on_done)
     return trajs
 
 
@@ -167,8 +176,8 @@ class BudgetResult:
 
 
 class _Answers:
-    """Every budget's answer context of finished trajectories, deduplicated: the same context under the
-    same seed is one request, shared by budgets (and by trajectories)."""
+    """Every budget's answer context of the trajectories, deduplicated: the same context under the same
+    seed is one request, shared by budgets (and by trajectories)."""
 
     def __init__(self, tok: PreTrainedTokenizerBase, closer: str, policy: Policy) -> None:
         self.tok, self.policy = tok, policy
@@ -178,12 +187,13 @@ class _Answers:
         self.cue_ids: dict[str, list[int]] = {}
         self.contexts: dict[tuple, int] = {}
         self.reqs: list[Request] = []
-        self.plan: dict[int, list[tuple[int, int, bool, int, str]]] = {}
+        self.plan: list[list[tuple[int, int, bool, int, str]]] = []  # per trajectory and budget
 
-    def add(self, index: int, t: Trajectory, seed: int | None, cue: str) -> list[Request]:
-        """Plan trajectory ``index``'s answers; returns the requests not already planned."""
+    def add(self, t: Trajectory, seed: int | None, cue: str) -> None:
+        """Plan the next trajectory's answers: one request per distinct context, side by side under the
+        trajectory's prefix key."""
         tok, p = self.tok, self.policy
-        new, row = [], []
+        row = []
         for b in p.budgets:
             natural = t.natural_end is not None and t.natural_end <= b
             kept = t.think_ids[: t.natural_end] if natural else t.think_ids[:b]
@@ -197,25 +207,21 @@ class _Answers:
             key = (tuple(ctx), seed)
             if key not in self.contexts:
                 self.contexts[key] = len(self.reqs)
-                req = Request(ctx, p.answer_budget, (tok.eos_token_id,), round_seed(seed, 10_000), p.temperature,
-                              p.top_p, prefix_key=t.key)
-                self.reqs.append(req)
-                new.append(req)
+                self.reqs.append(Request(ctx, p.answer_budget, (tok.eos_token_id,), round_seed(seed, 10_000),
+                                         p.temperature, p.top_p, prefix_key=t.key))
             row.append((self.contexts[key], len(kept), not natural, t.waits_within(b), prefix))
-        self.plan[index] = row
-        return new
+        self.plan.append(row)
 
     def results(self, outs: Sequence[Completion]) -> list[list[BudgetResult]]:
-        """Per trajectory (in index order) and budget; ``outs[k]`` answers ``self.reqs[k]``."""
+        """Per trajectory and budget; ``outs[k]`` answers ``self.reqs[k]``."""
         results, decoded = [], {}  # a request shared by budgets is decoded once
-        for index in sorted(self.plan):
+        for row in self.plan:
             res = []
-            for b, (ri, n_think, forced, waits, prefix) in zip(self.policy.budgets, self.plan[index]):
+            for b, (ri, n_think, forced, waits, prefix) in zip(self.policy.budgets, row):
                 out = outs[ri]
                 if ri not in decoded:
                     decoded[ri] = self.tok.decode(out.ids, skip_special_tokens=True)
-                text = prefix + decoded[ri]
-                res.append(BudgetResult(b, n_think, forced, waits, out.ids, text,
+                res.append(BudgetResult(b, n_think, forced, waits, out.ids, prefix + decoded[ri],
                                         "stop" if out.stopped else "length"))
             results.append(res)
         return results
@@ -238,8 +244,8 @@ def answer_phase(
 ) -> list[list[BudgetResult]]:
     """For every trajectory and budget: the answer under that budget (deduplicated contexts)."""
     ans = _Answers(tok, closer, policy)
-    for i, (t, seed, cue) in enumerate(zip(trajs, seeds, cues)):
-        ans.add(i, t, seed, cue)
+    for t, seed, cue in zip(trajs, seeds, cues):
+        ans.add(t, seed, cue)
     outs = engine.generate(ans.reqs) if ans.reqs else []
     _release(engine, trajs)
     return ans.results(outs)
@@ -255,26 +261,8 @@ def sweep(
     policy: Policy,
     stop: int | tuple[int, ...],
 ) -> tuple[list[Trajectory], list[list[BudgetResult]]]:
-    """:func:`think` then :func:`answer_phase`, with the same results, scheduled for an engine that takes
-    follow-ups: a trajectory's "Wait" round is requested the moment its previous round ends and joins
-    the running batch. The answers then run together, every trajectory's budgets submitted side by side
-    under its prefix key (the hf engine decodes them as branches of one row over the kept thinking)."""
-    th = _Thinker(tok, policy, stop)
-    trajs = [Trajectory(list(p)) for p in prompts]
-    owner: list[int] = []  # per submitted thinking request: its trajectory
-
-    def on_done(index: int, out: Completion) -> list[Request]:
-        k = owner[index]
-        if th.advance(trajs[k], out):
-            owner.append(k)
-            return [th.request(trajs[k], seeds[k])]
-        return []
-
-    first: list[Request] = []
-    for i, t in enumerate(trajs):
-        if th.limit > 0:
-            owner.append(i)
-            first.append(th.request(t, seeds[i]))
-    if first:
-        generate_with_followups(engine, first, on_done)
+    """Every budget of every prompt: :func:`think` once up to the largest budget, then
+    :func:`answer_phase`, where each trajectory's budgets are submitted side by side under its prefix
+    key (the hf engine decodes them as branches of one row over the kept thinking)."""
+    trajs = think(engine, tok, prompts, seeds, policy, stop)
     return trajs, answer_phase(engine, tok, trajs, seeds, cues, closer, policy)
