@@ -1,5 +1,7 @@
 """Answer extraction and grading: only the answer phase is graded, never the thinking.
 
+* Only what the model generated is read: a forced end's cue (``Final Answer: \\boxed{``) completes a box
+  the model fills, but is never itself an answer; an empty or unclosed box is no answer.
 * Math: the last ``\\boxed{…}`` (braces balanced, nesting allowed), else the last "Answer:" / "answer is"
   phrase, then Math-Verify ``verify(parse(gold), parse(pred))`` — gold first, as its docs require.
   Math-Verify's own timeouts use signals and only work in a main thread, and SymPy can hang on
@@ -23,8 +25,9 @@ _ANSWER = re.compile(
 )
 
 
-def last_boxed(text: str) -> str | None:
-    """Content of the last ``\\boxed{…}`` / ``\\fbox{…}`` with balanced braces (``\\boxed 5`` too)."""
+def last_boxed(text: str, start: int = 0) -> str | None:
+    """Content of the last complete ``\\boxed{…}`` / ``\\fbox{…}`` (braces balanced; ``\\boxed 5`` too)
+    whose content begins at or after ``start``; ``""`` for an empty box."""
     found = None
     for m in _BOX.finditer(text):
         i = m.end()
@@ -36,23 +39,32 @@ def last_boxed(text: str) -> str | None:
                 elif text[j] == "}" and text[j - 1] != "\\":
                     depth -= 1
                     if depth == 0:
-                        found = text[i + 1 : j]
+                        if i + 1 >= start:
+                            found = text[i + 1 : j]
                         break
                 j += 1
         else:
             token = re.match(r"[^\s$]+", text[i:])
-            if token:
+            if token and i >= start:
                 found = token.group(0)
     return found.strip() if found is not None else None
 
 
-def extract_math(answer_text: str) -> str | None:
-    """The candidate answer of a math answer phase, or None."""
-    boxed = last_boxed(answer_text)
-    if boxed:
-        return _CHOICE_LABEL.sub("", boxed) or boxed  # AMC style "\\textbf{(C)}\\ 12" → "12"
-    matches = _ANSWER.findall(answer_text)
-    return matches[-1].strip().rstrip(".").strip() or None if matches else None
+def extract_math(answer_text: str, start: int = 0) -> str | None:
+    """The candidate answer of a math answer phase, or None. Only text from ``start`` on is the model's
+    (before it: the cue prunescale appended on a forced end, e.g. ``Final Answer: \\boxed{``), so only a
+    candidate that begins there counts. The last box decides; an empty box, or an unclosed one that only
+    the "Answer:" phrase would reach, is no answer."""
+    boxed = last_boxed(answer_text, start)
+    if boxed is not None:
+        return (_CHOICE_LABEL.sub("", boxed) or boxed) or None  # AMC style "\\textbf{(C)}\\ 12" → "12"
+    found = None
+    for m in _ANSWER.finditer(answer_text):
+        if m.start(1) >= start:
+            found = m.group(1).strip().rstrip(".").strip()
+    if not found or _BOX.search(found):
+        return None
+    return found
 
 
 _LETTER_PATTERNS = (
@@ -62,11 +74,12 @@ _LETTER_PATTERNS = (
 )
 
 
-def extract_letter(answer_text: str, n_choices: int = 4) -> str | None:
-    """Strict multiple-choice extraction: the last explicit letter among the first ``n_choices``."""
+def extract_letter(answer_text: str, n_choices: int = 4, start: int = 0) -> str | None:
+    """Strict multiple-choice extraction: the last explicit letter among the first ``n_choices`` that the
+    model wrote (at or after ``start``)."""
     allowed = {chr(ord("A") + i) for i in range(n_choices)}
     for pattern in _LETTER_PATTERNS:
-        hits = [h.upper() for h in pattern.findall(answer_text)]
+        hits = [m.group(1).upper() for m in pattern.finditer(answer_text) if m.start(1) >= start]
         hits = [h for h in hits if h in allowed]
         if hits:
             return hits[-1]
