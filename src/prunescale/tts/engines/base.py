@@ -1,8 +1,9 @@
 """The engine protocol: ``generate(requests) -> completions``, the same for every backend.
 
-A request is token ids in, token ids out: its own token budget, stop tokens, and a seed (``None`` =
-greedy). Continuing an earlier prefix is a request whose prompt starts with that prefix (a shared
-``prefix_key`` lets the engine skip recomputing it). Per-request seeds
+A request is token ids in, token ids out: its own token budget, stop tokens and stop sequences, a seed
+(``None`` = greedy) and its sampling settings (temperature, top-k, top-p, min-p, applied in vLLM's order:
+temperature, then min-p, then top-k and top-p). Continuing an earlier prefix is a request whose prompt
+starts with that prefix (a shared ``prefix_key`` lets the engine skip recomputing it). Per-request seeds
 make sampling independent of batch composition and of ``max_new_tokens``, which is what lets a budget
 sweep reuse one thinking trace for every budget.
 """
@@ -28,6 +29,12 @@ class Request:
     # such requests submitted side by side (a trajectory's budgets) over one copy of it
     prefix_key: Hashable | None = None
     keep_prefix: bool = False  # keep this request's sequence (prompt + output) for later requests
+    top_k: int = 0  # keep the k most likely tokens; 0: off
+    min_p: float = 0.0  # keep tokens with probability ≥ min_p × the most likely one's; 0: off
+
+    @property
+    def greedy(self) -> bool:
+        return self.seed is None or self.temperature == 0
 
 
 @dataclass

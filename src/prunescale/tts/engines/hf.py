@@ -2,8 +2,9 @@
 
 A hand-written decode loop rather than ``model.generate`` because it must
 
-1. draw each request's samples from that request's own seeded generator, so a sample does not depend
-   on batch composition or on its token budget (what makes the budget sweep by truncation exact);
+1. draw each request's samples from that request's own seeded generator (one uniform per token; see
+   :mod:`~prunescale.tts.engines.sampling`), so a sample does not depend on batch composition, on its
+   token budget or on the device (what makes the budget sweep by truncation exact);
 2. keep the batch full: finished rows leave the batch and its KV cache at once, and once a quarter of
    the slots are free, waiting requests are prefilled and merged in (left-padded to a common width);
    long and short requests do not pay for each other;
@@ -38,6 +39,7 @@ from transformers import DynamicCache, PreTrainedModel
 from transformers.cache_utils import DynamicLayer
 
 from prunescale.tts.engines.base import Completion, Request
+from prunescale.tts.engines.sampling import sample
 
 KV = torch.Tensor  # a kept sequence's keys and values, all layers: (layers, 2, heads, tokens, head_dim)
 SHARED, UNUSED = -1, -2  # column owners other than a branch's slot: the row's kept prefix, nobody
@@ -47,20 +49,6 @@ FAR = 1 << 40  # the rank of a column that is not part of the shared prefix
 def _cache_of(out):
     cache = getattr(out, "cache", None)
     return cache if cache is not None else out.past_key_values
-
-
-def _sample(logits: torch.Tensor, req: Request, gen: torch.Generator | None) -> int:
-    probs = torch.softmax(logits.float() / req.temperature, dim=-1)
-    if req.top_p < 1.0:
-        sorted_p, idx = torch.sort(probs, descending=True)
-        keep = torch.cumsum(sorted_p, 0) - sorted_p < req.top_p
-        keep[0] = True
-        probs = torch.zeros_like(probs).scatter_(0, idx[keep], sorted_p[keep])
-    return int(torch.multinomial(probs, 1, generator=gen))
-
-
-def _greedy(req: Request) -> bool:
-    return req.seed is None or req.temperature == 0
 
 
 class PrefixStore:
@@ -221,7 +209,9 @@ class HFEngine:
         def submit(reqs: Sequence[Request]) -> None:
             group: list[_Branch] = []
             for r in reqs:
-                br = _Branch(r, torch.Generator().manual_seed(r.seed) if r.seed is not None else None, len(branches))
+                # a CPU generator on purpose: it draws one uniform per token (see engines/sampling.py)
+                gen = torch.Generator().manual_seed(r.seed) if not r.greedy else None
+                br = _Branch(r, gen, len(branches))
                 branches.append(br)
                 if r.max_new_tokens <= 0:
                     if on_done is not None:
@@ -380,7 +370,13 @@ class HFEngine:
     def _step(self, batch: _Batch) -> tuple[_Batch | None, list[_Branch]]:
         """Sample one token per live branch, retire finished branches (and emptied rows), feed the rest
         one step."""
-        greedy = batch.logits.argmax(-1).tolist()
+        flat = [br for row in batch.rows for br in row]
+        chosen = batch.logits.argmax(-1).tolist()
+        drawn = [k for k, br in enumerate(flat) if not br.req.greedy]
+        if drawn:
+            picks = sample(batch.logits[drawn], [flat[k].req for k in drawn], [flat[k].gen for k in drawn])
+            for k, t in zip(drawn, picks):
+                chosen[k] = t
         keep: list[int] = []
         finished: list[_Branch] = []
         k = 0
@@ -388,7 +384,7 @@ class HFEngine:
             live = []
             for br in row:
                 req, res = br.req, br.result
-                tok = greedy[k] if _greedy(req) else _sample(batch.logits[k], req, br.gen)
+                tok = chosen[k]
                 k += 1
                 stop = tok in req.stop_ids
                 if stop:
