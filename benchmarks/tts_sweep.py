@@ -27,12 +27,13 @@ import torch
 
 
 def main() -> None:
+    from prunescale.api import eos_ids
     from prunescale.models.loader import load_model
     from prunescale.tts.benchmarks import load_benchmark
     from prunescale.tts.engines.base import Request
     from prunescale.tts.engines.hf import HFEngine
-    from prunescale.tts.forcing import Policy, sweep
-    from prunescale.tts.prompting import answer_cue, render, think_format
+    from prunescale.tts.forcing import Markers, Policy, sweep
+    from prunescale.tts.prompting import prompt_ids, think_format
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", default="tiny-reasoner")
@@ -45,9 +46,10 @@ def main() -> None:
     lm = load_model(args.model, dtype=args.dtype)
     tok = lm.tokenizer
     items = load_benchmark(args.benchmark, "test", args.items, 0)
-    fmt = think_format(tok)
-    prompts = [tok(render(tok, it, fmt), add_special_tokens=False).input_ids for it in items]
-    cues = [answer_cue(it) for it in items]
+    fmt = think_format(tok, args.model)
+    mk = Markers(tok, fmt, eos_ids(lm.model.generation_config))
+    prompts = [prompt_ids(tok, it, fmt) for it in items]
+    cues = [fmt.cue(it) for it in items]
     seeds = [None] * len(items)
     budgets = [12, 24, 48, 96, 192]
 
@@ -55,7 +57,7 @@ def main() -> None:
         engine = HFEngine(lm.model, tok.pad_token_id, args.batch_size)
         policy = Policy(bs, answer_budget=4)
         t0 = time.perf_counter()
-        sweep(engine, tok, prompts, seeds, cues, fmt.closer, policy, fmt.stop(tok))
+        sweep(engine, mk, prompts, seeds, cues, policy)
         return time.perf_counter() - t0, engine.forward_tokens, engine.forward_calls
 
     run(budgets[:1])  # warm-up
@@ -70,8 +72,7 @@ def main() -> None:
 
     # engine vs plain generate on a mixed-length workload: thinking up to 192 tokens, stop at a one-token
     # closer (the tiny reasoner's </think>) or else at EOS
-    closer = fmt.stop(tok)
-    stop = closer[0] if len(closer) == 1 else tok.eos_token_id
+    stop = mk.stop[0] if len(mk.stop) == 1 else tok.eos_token_id
     engine = HFEngine(lm.model, tok.pad_token_id, args.batch_size)
     t0 = time.perf_counter()
     outs = engine.generate([Request(p, 192, (stop, tok.eos_token_id)) for p in prompts])

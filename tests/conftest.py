@@ -64,3 +64,22 @@ def saved_tiny(tmp_path: Path, arch: str, char_tokenizer) -> Path:
     model.save_pretrained(folder)
     char_tokenizer.save_pretrained(folder)
     return folder
+
+
+@pytest.fixture(scope="session")
+def scripted(tmp_path_factory):
+    """``scripted(family, name=None, **script)`` → the folder of a scripted checkpoint (built once per script;
+    see prunescale.toy.scripted). ``name`` is the folder's name (s1 folders are recognised by theirs)."""
+    from prunescale.toy.scripted import Script, build
+
+    built: dict = {}
+
+    def make(family: str, name: str | None = None, **kw) -> Path:
+        script = Script(family, **kw)
+        key = (script, name)
+        if key not in built:
+            folder = tmp_path_factory.mktemp("scripted") / (name or f"{family}-scripted")
+            built[key] = build(script, folder)
+        return built[key]
+
+    return make

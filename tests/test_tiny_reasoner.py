@@ -8,7 +8,7 @@ import pytest
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from prunescale.models.registry import TINY_REASONER_DIR
-from prunescale.toy.evaluate import answer, force_wait, solve_full, think
+from prunescale.toy.evaluate import accuracy, solve
 from prunescale.toy.tasks import sample_problems
 
 
@@ -30,7 +30,7 @@ def test_checkpoint_is_a_small_qwen3_folder(shipped):
 
 def test_solves_a_handful_with_full_thinking(shipped):
     model, tok = shipped
-    graded = solve_full(model, tok, sample_problems("test", 24, seed=5))
+    graded = solve(model, tok, sample_problems("test", 24, seed=5), [256])[1][256]
     assert sum(g.correct for g in graded) >= 22
     assert all(not g.forced_end for g in graded)
 
@@ -38,8 +38,8 @@ def test_solves_a_handful_with_full_thinking(shipped):
 def test_accuracy_needs_thinking(shipped):
     """Budget 0 is near chance, a budget past every trace is near perfect (60 items, wide margins)."""
     model, tok = shipped
-    traces = think(model, tok, sample_problems("test", 60, seed=6))
-    acc = {b: sum(g.correct for g in answer(model, tok, traces, b)) / 60 for b in (0, 24, 96)}
+    graded = solve(model, tok, sample_problems("test", 60, seed=6), [0, 24, 96])[1]
+    acc = {b: accuracy(g) for b, g in graded.items()}
     assert acc[0] < 0.4
     assert acc[0] <= acc[24] <= acc[96]
     assert acc[96] > 0.9
@@ -49,20 +49,18 @@ def test_truncation_equals_literal_budget_forcing(shipped):
     """Cutting one long greedy trace at B == generating with a cap of B (what the sweep relies on)."""
     model, tok = shipped
     problems = sample_problems("test", 16, seed=7)
-    long = think(model, tok, problems, max_think=256)
-    capped = think(model, tok, problems, max_think=18)
-    for a, b in zip(long, capped):
-        assert a.think_ids[:18] == b.think_ids
-    graded_long = answer(model, tok, long, 18)
-    graded_capped = answer(model, tok, capped, 18)
-    assert [g.answer for g in graded_long] == [g.answer for g in graded_capped]
+    long_trajs, swept = solve(model, tok, problems, [18, 256])
+    capped_trajs, capped = solve(model, tok, problems, [18])
+    for a, b in zip(long_trajs, capped_trajs):
+        assert a.kept(18) == b.kept(18)
+    assert [(g.answer, g.forced_end) for g in swept[18]] == [(g.answer, g.forced_end) for g in capped[18]]
 
 
 def test_forced_wait_keeps_answers(shipped):
     model, tok = shipped
-    traces = think(model, tok, sample_problems("test", 24, seed=8))
-    before = answer(model, tok, traces, None)
-    waited = force_wait(model, tok, traces)
-    after = answer(model, tok, waited, None)
-    assert all(len(w.think_ids) > len(t.think_ids) for w, t in zip(waited, traces) if t.closed)
-    assert sum(g.correct for g in after) >= sum(g.correct for g in before) - 1
+    problems = sample_problems("test", 24, seed=8)
+    trajs, before = solve(model, tok, problems, [256])
+    waited, after = solve(model, tok, problems, [256], wait_rounds=1)
+    assert all(w.waits == 1 and len(w.kept(256)) > len(t.kept(256)) for w, t in zip(waited, trajs)
+               if t.natural_end is not None)
+    assert sum(g.correct for g in after[256]) >= sum(g.correct for g in before[256]) - 1

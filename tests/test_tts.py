@@ -14,11 +14,18 @@ from prunescale.cli import app
 from prunescale.toy.tokenizer import build_tokenizer
 from prunescale.tts.engines.base import Completion, Request
 from prunescale.tts.engines.hf import HFEngine
-from prunescale.tts.forcing import Policy, answer_phase, think
+from prunescale.tts.forcing import Markers, Policy, answer_phase, think
 from prunescale.tts.metrics import cov_at_k, maj_at_k, pass_at_k
 
 TOK = build_tokenizer()
 CLOSE = TOK.convert_tokens_to_ids("</think>")
+
+
+def markers(stop: int = CLOSE) -> Markers:
+    """The tiny reasoner's format, thinking stopped by token ``stop`` (a character of the tokenizer)."""
+    from prunescale.tts.prompting import ThinkFormat
+
+    return Markers(TOK, ThinkFormat("test", "<think>\n", "</think>", TOK.decode([stop])))
 
 
 @pytest.fixture(scope="module")
@@ -94,9 +101,9 @@ def test_sliding_window_models_run_fixed_batches():
     from prunescale.tts.forcing import sweep  # follow-ups wait for the batch to drain, same results
 
     policy, prompts, cues = Policy([2, 6], wait_rounds=1, answer_budget=3), _prompts(4), ["\n\n"] * 4
-    ref = answer_phase(engine, TOK, think(engine, TOK, prompts, [None] * 4, policy, 7), [None] * 4, cues,
-                       "</think>", policy)
-    assert sweep(engine, TOK, prompts, [None] * 4, cues, "</think>", policy, 7)[1] == ref
+    ref = answer_phase(engine, markers(7), think(engine, markers(7), prompts, [None] * 4, policy), [None] * 4, cues,
+                       policy)
+    assert sweep(engine, markers(7), prompts, [None] * 4, cues, policy)[1] == ref
 
 
 @pytest.mark.parametrize("seeded", [False, True])
@@ -245,8 +252,8 @@ class ScriptedEngine:
 def test_state_machine_counts_rounds_and_respects_the_budget(wait, min_budget, budget, expect_waits, expect_forced):
     engine = ScriptedEngine()
     policy = Policy([budget], wait_rounds=wait, min_budget=min_budget, answer_budget=4)
-    trajs = think(engine, TOK, [[1, 2]], [None], policy, CLOSE)
-    (res,) = answer_phase(engine, TOK, trajs, [None], ["\n\n"], "</think>", policy)[0]
+    trajs = think(engine, markers(), [[1, 2]], [None], policy)
+    (res,) = answer_phase(engine, markers(), trajs, [None], ["\n\n"], policy)[0]
     assert res.think_tokens <= budget
     assert res.waits == expect_waits
     assert res.forced_end is expect_forced
@@ -263,12 +270,12 @@ def test_prefix_reuse_sweep_equals_separate_runs(model, temperature):
     seeds = [None] * 6 if temperature == 0 else [11 * i + 1 for i in range(6)]
     budgets = [0, 3, 7, 15]
     sweep_policy = Policy(budgets, wait_rounds=1, answer_budget=5, temperature=temperature)
-    sweep = answer_phase(engine, TOK, think(engine, TOK, prompts, seeds, sweep_policy, CLOSE), seeds,
-                         ["\n\n"] * 6, "</think>", sweep_policy)
+    sweep = answer_phase(engine, markers(), think(engine, markers(), prompts, seeds, sweep_policy), seeds,
+                         ["\n\n"] * 6, sweep_policy)
     for bi, b in enumerate(budgets):
         single = Policy([b], wait_rounds=1, answer_budget=5, temperature=temperature)
-        alone = answer_phase(engine, TOK, think(engine, TOK, prompts, seeds, single, CLOSE), seeds, ["\n\n"] * 6,
-                             "</think>", single)
+        alone = answer_phase(engine, markers(), think(engine, markers(), prompts, seeds, single), seeds,
+                             ["\n\n"] * 6, single)
         for s_row, a_row in zip(sweep, alone):
             s, a = s_row[bi], a_row[0]
             assert (s.think_tokens, s.forced_end, s.waits, s.answer_ids) == (a.think_tokens, a.forced_end, a.waits,
@@ -310,8 +317,8 @@ def test_sweep_with_follow_ups_equals_rounds_in_waves(model, temperature, engine
             return self.engine.generate(requests)
 
     waves = Waves(make())
-    ref_trajs = think(waves, TOK, prompts, seeds, policy, stop)
-    ref = answer_phase(waves, TOK, ref_trajs, seeds, cues, "</think>", policy)
+    ref_trajs = think(waves, markers(stop), prompts, seeds, policy)
+    ref = answer_phase(waves, markers(stop), ref_trajs, seeds, cues, policy)
     engine = make()
     branches: list[int] = []
     if engine_kind == "hf":
@@ -323,7 +330,7 @@ def test_sweep_with_follow_ups_equals_rounds_in_waves(model, temperature, engine
             return rows
 
         engine._rows = spy
-    trajs, got = sweep(engine, TOK, prompts, seeds, cues, "</think>", policy, stop)
+    trajs, got = sweep(engine, markers(stop), prompts, seeds, cues, policy)
     assert [(t.think_ids, t.natural_end, t.wait_at) for t in trajs] == [
         (t.think_ids, t.natural_end, t.wait_at) for t in ref_trajs
     ]
@@ -459,8 +466,8 @@ class EosInThinkingEngine(ScriptedEngine):
 def test_eos_inside_thinking_is_asked_for_an_answer():
     engine = EosInThinkingEngine()
     policy = Policy([1, 10], answer_budget=4)
-    trajs = think(engine, TOK, [[1, 2]], [None], policy, CLOSE)
+    trajs = think(engine, markers(), [[1, 2]], [None], policy)
     assert trajs[0].hit_eos and trajs[0].natural_end == 2
-    short, long = answer_phase(engine, TOK, trajs, [None], ["\n\n"], "</think>", policy)[0]
+    short, long = answer_phase(engine, markers(), trajs, [None], ["\n\n"], policy)[0]
     assert short.forced_end and short.think_tokens == 1
     assert not long.forced_end and long.think_tokens == 2 and long.answer_text == "\n\nx"

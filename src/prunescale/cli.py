@@ -403,6 +403,8 @@ def eval_cmd(
     samples: Annotated[int, typer.Option(help="Samples per item and seed (needs --temperature > 0).")] = 1,
     temperature: Annotated[float, typer.Option(help="0 = greedy.")] = 0.0,
     top_p: Annotated[float, typer.Option(help="Nucleus sampling mass.")] = 1.0,
+    top_k: Annotated[int, typer.Option(help="Sample among the K most likely tokens (0 = off; Qwen3's card: 20).")] = 0,
+    min_p: Annotated[float, typer.Option(help="Drop tokens below P × the top probability (0 = off).")] = 0.0,
     seeds: Annotated[str, typer.Option(help="Comma-separated seeds, e.g. 7,11,42.")] = "0",
     answer_budget: Annotated[int, typer.Option(help="Tokens for the answer after thinking.")] = 64,
     engine: Annotated[str, typer.Option(help="hf | vllm")] = "hf",
@@ -414,8 +416,14 @@ def eval_cmd(
     ] = 32,
     dtype: Annotated[str, typer.Option(help="auto | fp32 | bf16 | fp16")] = "auto",
     device: Annotated[str, typer.Option(help="cpu, cuda, cuda:N")] = "cpu",
-    think_open: Annotated[str | None, typer.Option(help="Override the thinking opener, e.g. '<think>'.")] = None,
-    think_close: Annotated[str | None, typer.Option(help="Override the thinking closer, e.g. '</think>'.")] = None,
+    think_open: Annotated[
+        str | None,
+        typer.Option(help="Override the thinking opener, e.g. '<|im_start|>think' (s1's markers select the whole s1 "
+                     "format). Default: the model's family (README: Reasoning models)."),
+    ] = None,
+    think_close: Annotated[
+        str | None, typer.Option(help="Override the thinking closer, e.g. '<|im_start|>answer'.")
+    ] = None,
     label: Annotated[str | None, typer.Option(help="Variant name recorded in samples.jsonl.")] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace a run folder holding a different run.")] = False,
 ) -> None:
@@ -441,6 +449,8 @@ def eval_cmd(
         samples=samples,
         temperature=temperature,
         top_p=top_p,
+        top_k=top_k,
+        min_p=min_p,
         seeds=_int_list(seeds, "--seeds"),
         answer_budget=answer_budget,
         engine=engine,

@@ -235,6 +235,8 @@ class EvalOptions(BaseModel):
     samples: Positive = 1
     temperature: float = 0.0
     top_p: float = 1.0
+    top_k: NonNegative = 0  # 0: off
+    min_p: float = 0.0  # 0: off
     seeds: list[int] = [0]
     answer_budget: Positive = 64
     engine: str = "hf"
@@ -242,6 +244,8 @@ class EvalOptions(BaseModel):
     batch_size: Positive = 32
     dtype: DType = "auto"
     device: str = "cpu"
+    think_open: str | None = None  # override the model's thinking markers (both or neither)
+    think_close: str | None = None
 
     @field_validator("budgets")
     @classmethod
@@ -268,6 +272,13 @@ class EvalOptions(BaseModel):
             raise ValueError(f"top-p must be in (0, 1], got {v}")
         return v
 
+    @field_validator("min_p")
+    @classmethod
+    def _min_p(cls, v: float) -> float:
+        if not 0 <= v < 1:
+            raise ValueError(f"min-p must be in [0, 1), got {v}")
+        return v
+
     @field_validator("seeds")
     @classmethod
     def _seeds(cls, v: list[int]) -> list[int]:
@@ -287,6 +298,8 @@ class EvalOptions(BaseModel):
         if self.temperature == 0 and self.samples > 1:
             raise ValueError("greedy decoding (temperature 0) gives identical samples: use --temperature > 0 "
                              "for --samples > 1")
+        if (self.think_open is None) != (self.think_close is None):
+            raise ValueError("give both --think-open and --think-close, or neither")
         return self
 
 
@@ -295,19 +308,11 @@ class EvalSpec(EvalOptions):
 
     model: str
     benchmark: str
-    think_open: str | None = None
-    think_close: str | None = None
     label: str | None = None
     grade_timeout: float = 5.0
     trust_remote_code: bool = False
     out: Path
     overwrite: bool = False
-
-    @model_validator(mode="after")
-    def _markers(self) -> EvalSpec:
-        if (self.think_open is None) != (self.think_close is None):
-            raise ValueError("give both --think-open and --think-close, or neither")
-        return self
 
 
 def validated(cls: type[BaseModel], **fields: object) -> BaseModel:

@@ -34,6 +34,7 @@ class KnownModel:
     params: int | None  # total parameters when known without loading
     locate: Callable[[], Path | None]  # a local folder or file holding it, None when absent
     hub_id: str | None = None
+    think_format: str | None = None  # its thinking format (prunescale.tts.prompting.FORMATS), if it has one
 
 
 REGISTRY: dict[str, KnownModel] = {}
@@ -109,6 +110,7 @@ register(
         description="Qwen3-architecture toy reasoner shipped with prunescale (multi-step problems, <think> traces)",
         params=None,
         locate=lambda: TINY_REASONER_DIR if (TINY_REASONER_DIR / "config.json").exists() else None,
+        think_format="think",
     )
 )
 register(
@@ -120,9 +122,10 @@ register(
         locate=_smollm2_location,
     )
 )
-for _name, _repo, _params, _desc in (
-    ("qwen3-8b", "Qwen/Qwen3-8B", 8_190_735_360, "reference-study reasoning model (GPU)"),
-    ("s1.1-7b", "simplescaling/s1.1-7B", 7_615_616_512, "reference-study reasoning model (GPU)"),
+for _name, _repo, _params, _desc, _format in (
+    ("qwen3-8b", "Qwen/Qwen3-8B", 8_190_735_360, "reference-study reasoning model (GPU), <think> tokens", "think"),
+    ("s1.1-7b", "simplescaling/s1.1-7B", 7_615_616_512,
+     "reference-study reasoning model (GPU), s1 format (<|im_start|>think … <|im_start|>answer)", "s1"),
 ):
     register(
         KnownModel(
@@ -132,6 +135,7 @@ for _name, _repo, _params, _desc in (
             params=_params,
             locate=lambda repo=_repo: hub_snapshot(repo),
             hub_id=_repo,
+            think_format=_format,
         )
     )
 

@@ -127,29 +127,8 @@ def _evaluate(spec: StudySpec, model: str, v: Variant, bench: str, folder: Path,
     from prunescale.api import evaluate
     from prunescale.config import EvalSpec, validated
 
-    e = spec.eval
-    es = validated(
-        EvalSpec,
-        model=model,
-        benchmark=bench,
-        split=e.split,
-        limit=e.limit,
-        budgets=e.budgets,
-        wait=e.wait,
-        min_budget=e.min_budget,
-        samples=e.samples,
-        temperature=e.temperature,
-        top_p=e.top_p,
-        seeds=e.seeds,
-        answer_budget=e.answer_budget,
-        engine=e.engine,
-        tensor_parallel_size=e.tensor_parallel_size,
-        batch_size=e.batch_size,
-        dtype=e.dtype,
-        device=e.device,
-        label=v.name,
-        out=folder,
-    )
+    options = spec.eval.model_dump(exclude={"benchmarks"})  # every eval option, as the study gives it
+    es = validated(EvalSpec, **options, model=model, benchmark=bench, label=v.name, out=folder)
     evaluate(es, log=log, progress=False)
 
 

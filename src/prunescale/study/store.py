@@ -20,7 +20,7 @@ from pathlib import Path
 from prunescale.errors import PrunescaleError
 
 # Bump when a stage's code changes what it writes, so old folders are not reused.
-STAGE_VERSIONS = {"prune": 1, "eval": 1}
+STAGE_VERSIONS = {"prune": 1, "eval": 2}  # eval 2: literal boundary, model formats, cue-free grading
 
 
 def stage_key(stage: str, inputs: dict) -> str:

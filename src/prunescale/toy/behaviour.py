@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from prunescale.toy.evaluate import Graded, answer, force_wait, think
+from prunescale.toy.evaluate import Graded, solve
 from prunescale.toy.tasks import Problem, sample_problems
 from prunescale.tts.stats import bootstrap_ci
 
@@ -65,22 +65,17 @@ def measure(
     """Budget curve, full-thinking accuracy, forced-Wait effect and hard-split accuracy (greedy)."""
     t0 = time.perf_counter()
     problems = sample_problems("test", n, seed=seed)
-    log(f"thinking on {n} test items (greedy, up to {max_think} tokens)")
-    traces = think(model, tok, problems, max_think, batch_size)
-    t_think = time.perf_counter() - t0
-    curve = []
-    for b in budgets:
-        log(f"answer phase at budget {b}")
-        curve.append({"budget": b, **summarise(answer(model, tok, traces, b, batch_size=batch_size))})
-    full = answer(model, tok, traces, None, batch_size=batch_size)
+    log(f"budget sweep on {n} test items (greedy, up to {max_think} thinking tokens)")
+    traces, graded = solve(model, tok, problems, sorted({*budgets, max_think}), batch_size=batch_size)
+    curve = [{"budget": b, **summarise(graded[b])} for b in budgets]
+    full = graded[max_think]
     t_sweep = time.perf_counter() - t0
     log("forcing one 'Wait' after each natural end")
-    waited = force_wait(model, tok, traces, batch_size=batch_size)
-    wait_graded = answer(model, tok, waited, None, batch_size=batch_size)
+    wait_graded = solve(model, tok, problems, [max_think], wait_rounds=1, batch_size=batch_size)[1][max_think]
     changed = sum(a.answer != b.answer for a, b in zip(full, wait_graded))
     log(f"hard split: {hard_n} items with more steps than training")
     hard_problems = sample_problems("hard", hard_n, seed=seed)
-    hard = answer(model, tok, think(model, tok, hard_problems, max_think, batch_size), None, batch_size=batch_size)
+    hard = solve(model, tok, hard_problems, [max_think], batch_size=batch_size)[1][max_think]
     return {
         "items": n,
         "seed": seed,
@@ -90,7 +85,7 @@ def measure(
             **summarise(full),
             "by_k": _by(full, lambda g: g.problem.k),
             "by_kind": _by(full, lambda g: g.problem.kind),
-            "never_closed_rate": round(sum(not t.closed for t in traces) / n, 4),
+            "never_closed_rate": round(sum(t.natural_end is None for t in traces) / n, 4),
             "self_wait_rate": round(sum(g.said_wait for g in full) / n, 4),
         },
         "forced_wait": {
@@ -100,6 +95,6 @@ def measure(
         },
         "hard": {"items": hard_n, "k_range": [min(p.k for p in hard_problems), max(p.k for p in hard_problems)],
                  **summarise(hard), "by_kind": _by(hard, lambda g: g.problem.kind)},
-        "seconds": {"think": round(t_think, 2), "sweep_total": round(t_sweep, 2),
+        "seconds": {"sweep_total": round(t_sweep, 2),
                     "all": round(time.perf_counter() - t0, 2)},
     }

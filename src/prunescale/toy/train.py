@@ -142,11 +142,10 @@ def lr_at(step: int, steps: int, warmup: int, peak: float, floor: float = 0.05) 
 @torch.no_grad()
 def full_thinking_accuracy(model: Qwen3ForCausalLM, split: str, n: int, seed: int = 0) -> float:
     """Greedy accuracy with unlimited thinking on ``n`` problems (a quick health check)."""
-    from prunescale.toy.evaluate import solve_full
+    from prunescale.toy.evaluate import accuracy, solve
 
     problems = [p for _, p in zip(range(n), iter_problems(split, seed=seed))]
-    results = solve_full(model, build_tokenizer(), problems, max_think=256, batch_size=128)
-    return sum(r.correct for r in results) / len(results)
+    return accuracy(solve(model.eval(), build_tokenizer(), problems, [256], batch_size=128)[1][256])
 
 
 def train(args: argparse.Namespace) -> dict:

