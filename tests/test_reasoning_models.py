@@ -16,6 +16,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from prunescale.api import eos_ids
+from prunescale.toy.scripted import literal_rows, sweep_rows
 from prunescale.tts.benchmarks import Item
 from prunescale.tts.engines.base import Completion, Request
 from prunescale.tts.engines.hf import HFEngine
@@ -43,16 +44,16 @@ def _sweep(folder: Path, budgets, seeds=(None,), temperature=0.0, **policy):
     return tok, trajs, results
 
 
-def _rows(tok, trajs, results):
-    """Everything a sample is made of, per trajectory and budget."""
-    return [[(r.budget, tok.decode(t.kept(r.budget)), r.think_tokens, r.forced_end, r.waits, r.answer_ids, r.cue)
-             for r in per] for t, per in zip(trajs, results)]
+def _hf(folder: Path, device: str = "cpu") -> HFEngine:
+    model = AutoModelForCausalLM.from_pretrained(folder).to(device).eval()
+    tok = AutoTokenizer.from_pretrained(folder)
+    return HFEngine(model, tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id, 4)
 
 
-def _literal(folder: Path, budgets, seeds=(None,), temperature=0.0, **policy):
-    """One capped run per budget (what s1's harness does), side by side as rows of the same shape."""
-    per_budget = [_rows(*_sweep(folder, [b], seeds, temperature, **policy)) for b in budgets]
-    return [[per_budget[i][k][0] for i in range(len(budgets))] for k in range(len(seeds))]
+def _swept_equals_literal(folder: Path, budgets, seeds=(None,), temperature=0.0, **policy) -> None:
+    engine = _hf(folder)
+    swept = sweep_rows(engine, folder, budgets, seeds, temperature, **policy)
+    assert swept == literal_rows(engine, folder, budgets, seeds, temperature, **policy)
 
 
 # -- formats and prompts ------------------------------------------------------------------------------
@@ -140,7 +141,7 @@ def test_natural_end_before_at_and_after_each_budget(scripted, family):
     for r in results[0]:
         assert extract_math(r.answer_text, len(r.cue)) == "42"  # forced ends answer from the cue, naturals freely
         assert (r.cue != "") == r.forced_end
-    assert _rows(tok, trajs, results) == _literal(folder, budgets)
+    _swept_equals_literal(folder, budgets)
 
 
 WAITS = {  # wait=1: budgets, and per budget (forced end?, Wait rounds seen, the thinking kept)
@@ -160,7 +161,7 @@ def test_wait_rounds_and_min_budget(scripted, family):
     tok, trajs, results = _sweep(folder, budgets, wait_rounds=1)
     got = [(r.forced_end, r.waits, tok.decode(trajs[0].kept(r.budget))) for r in results[0]]
     assert got == expected
-    assert _rows(tok, trajs, results) == _literal(folder, budgets, wait_rounds=1)
+    _swept_equals_literal(folder, budgets, wait_rounds=1)
     tok, trajs, results = _sweep(folder, [40], min_budget=9)
     assert (results[0][0].forced_end, results[0][0].waits) == (False, 1)
     assert trajs[0].wait_at == [5]
@@ -180,12 +181,12 @@ def test_eos_inside_thinking_and_a_model_that_never_closes(scripted, family):
 @pytest.mark.parametrize("wait", [0, 1])
 @pytest.mark.parametrize("family", ["s1", "qwen3", "llama"])
 def test_seeded_sweep_equals_literal_runs_token_for_token(scripted, family, wait):
-    """Sampling at T = 1 with fair coins (close or think on; answer 42 or 47): the sweep and one capped run per
+    """Sampling at T = 1 with coins (close or think on; answer 42 or 47): the sweep and one capped run per
     budget give the same tokens, sample for sample."""
     folder = scripted(family, NAMES[family] + "-coin", branch_from=2, answer_alt="7")
     budgets, seeds = [0, 2, 3, 4, 6, 9, 13, 20], [11 * i + 5 for i in range(8)]
     tok, trajs, results = _sweep(folder, budgets, seeds, temperature=1.0, wait_rounds=wait)
-    assert _rows(tok, trajs, results) == _literal(folder, budgets, seeds, temperature=1.0, wait_rounds=wait)
+    _swept_equals_literal(folder, budgets, seeds, temperature=1.0, wait_rounds=wait)
     assert len({t.closes[0][0] for t in trajs}) > 1  # the coins landed differently
     answers = {extract_math(r.answer_text, len(r.cue)) for per in results for r in per}
     assert {"42", "47"} <= answers
@@ -330,9 +331,5 @@ def test_sampling_on_cuda_matches_cpu(scripted):
     """Defect 3: sampling on CUDA used a CPU generator on device logits; now the draws are device-free."""
     folder = scripted("qwen3", "qwen3-coin", branch_from=2, answer_alt="7")
     seeds = [3, 4, 5, 6]
-    cpu = _rows(*_sweep(folder, [2, 4, 9], seeds, temperature=1.0))
-    model, tok, fmt, mk = _load(folder)
-    engine = HFEngine(model.cuda(), tok.pad_token_id, 4)
-    pol = Policy([2, 4, 9], answer_budget=16, temperature=1.0)
-    trajs, results = sweep(engine, mk, [prompt_ids(tok, ITEM, fmt)] * 4, seeds, [fmt.cue(ITEM)] * 4, pol)
-    assert _rows(tok, trajs, results) == cpu
+    cpu = sweep_rows(_hf(folder), folder, [2, 4, 9], seeds, temperature=1.0)
+    assert sweep_rows(_hf(folder, "cuda"), folder, [2, 4, 9], seeds, temperature=1.0) == cpu

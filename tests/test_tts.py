@@ -471,3 +471,57 @@ def test_eos_inside_thinking_is_asked_for_an_answer():
     short, long = answer_phase(engine, markers(), trajs, [None], ["\n\n"], policy)[0]
     assert short.forced_end and short.think_tokens == 1
     assert not long.forced_end and long.think_tokens == 2 and long.answer_text == "\n\nx"
+
+
+def _reference_probs(logits, t, k, p, m):
+    """The filters written out with numpy, one row: temperature, min-p, top-k, top-p (vLLM's order/rules)."""
+    import numpy as np
+
+    x = np.asarray(logits, dtype=np.float64) / t
+    probs = np.exp(x - x.max())
+    probs /= probs.sum()
+    keep = probs >= m * probs.max() if m > 0 else np.ones_like(probs, bool)
+    if k > 0:
+        kth = np.sort(np.where(keep, x, -np.inf))[::-1][k - 1]
+        keep &= x >= kth
+    if p < 1:
+        q = np.where(keep, np.exp(x - x.max()), 0.0)
+        q /= q.sum()
+        order = np.argsort(q, kind="stable")  # ascending: drop the low tail whose mass stays within 1 - p
+        cum = np.cumsum(q[order])
+        drop = cum <= 1 - p
+        drop[-1] = False
+        keep[order[drop]] = False
+    out = np.where(keep, np.exp(x - x.max()), 0.0)
+    return out / out.sum()
+
+
+@pytest.mark.parametrize("t, k, p, m", [
+    (1.0, 0, 1.0, 0.0), (0.7, 0, 1.0, 0.0), (1.0, 2, 1.0, 0.0), (1.0, 0, 0.8, 0.0), (1.0, 0, 1.0, 0.3),
+    (0.6, 3, 0.95, 0.05), (1.3, 1, 0.5, 0.0),
+])
+def test_sampling_filters_equal_their_formula(t, k, p, m):
+    from prunescale.tts.engines.sampling import filtered_probs
+
+    logits = torch.tensor([[2.0, 1.0, 0.5, 0.0, -1.0, 3.0], [0.1, 0.2, 0.3, 0.4, 0.5, 0.6]])
+    got = filtered_probs(logits, torch.full((2,), t), torch.full((2,), k), torch.full((2,), p), torch.full((2,), m))
+    for row in range(2):
+        assert got[row].numpy() == pytest.approx(_reference_probs(logits[row].tolist(), t, k, p, m), abs=1e-6)
+
+
+def test_hand_sized_filter_cases_and_the_draw():
+    from prunescale.tts.engines.sampling import draw, filtered_probs
+
+    probs = torch.tensor([[0.5, 0.3, 0.15, 0.05]])
+    logits = probs.log()
+    one = lambda v: torch.tensor([v])  # noqa: E731
+    keep = lambda **kw: (filtered_probs(logits, one(1.0), one(kw.get("k", 0)), one(kw.get("p", 1.0)),  # noqa: E731
+                                        one(kw.get("m", 0.0)))[0] > 0).tolist()
+    assert keep(k=2) == [True, True, False, False]
+    assert keep(p=0.75) == [True, True, False, False]  # the tail 0.05 + 0.15 stays within 1 - p: it goes
+    assert keep(p=0.85) == [True, True, True, False]  # only 0.05 stays within 0.15
+    assert keep(m=0.35) == [True, True, False, False]  # below 0.35 × 0.5 = 0.175: 0.15 and 0.05 go
+    assert keep(m=0.29) == [True, True, True, False]
+    cdf_picks = draw(probs, torch.tensor([0.0])), draw(probs, torch.tensor([0.49])), draw(probs, torch.tensor([0.5]))
+    assert [int(x) for x in cdf_picks] == [0, 0, 1]
+    assert int(draw(probs, torch.tensor([0.999999]))) == 3

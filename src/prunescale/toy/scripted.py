@@ -10,8 +10,8 @@ so that its next token depends on the current token only:
 * one decoder block whose attention and MLP output projections are zero, so the residual stream carries
   the token's embedding unchanged to the final norm;
 * the embedding is the identity (hidden size = vocabulary size), so the normed state is a scaled one-hot;
-* the LM head is a next-token table: logit 30 for the scripted successor, 0 for the rest (two equal
-  successors make a fair coin under sampling).
+* the LM head is a next-token table: logit 30 for the scripted successor, 0 for the rest; a coin has two
+  successors, the second 0.3 below the first (57 : 43 under sampling at T = 1, no tie for greedy decoding).
 
 Scripted behaviour (the prompt's last token starts it; every appended marker leads on):
 
@@ -33,6 +33,7 @@ import torch
 LETTERS = [chr(ord("A") + i) for i in range(26)]
 CHARS = [chr(i) for i in range(32, 127)] + ["\n"]
 HIGH = 30.0  # logit of a scripted successor (every other token has 0)
+COIN = 0.3  # a coin's second side is this much less likely (≈ 43 %), so greedy decoding has no tie to break
 
 # The plain Qwen2.5 template as s1.1 ships it (its default system prompt when none is given), for the
 # non-tool path: the text it renders for a user message and the generation prompt is the real one's.
@@ -98,8 +99,8 @@ class Script:
     think: int = 5  # thinking tokens per round before it ends its thinking
     end: str = "close"  # close | eos (EOS inside the thinking block) | never
     answer: str = "42"
-    branch_from: int | None = None  # sampling: from thinking token i on, each step ends with probability 1/2
-    answer_alt: str | None = None  # sampling: the answer's last digit is this one with probability 1/2
+    branch_from: int | None = None  # a coin from thinking token i on: think on, or end the thinking (43 %)
+    answer_alt: str | None = None  # a coin: the answer's last digit, or this one (43 %)
 
     def __post_init__(self) -> None:
         if self.family not in FAMILIES:
@@ -132,7 +133,7 @@ def build_tokenizer(family: Family):
 
 
 def transitions(script: Script) -> dict[str, list[str]]:
-    """Token → its scripted successors (one: deterministic; two: a fair coin)."""
+    """Token → its scripted successors (one: deterministic; two: a coin, the first more likely)."""
     fam = FAMILIES[script.family]
     chain = LETTERS[: script.think]
     end = {"close": fam.stop[0], "eos": fam.eos, "never": chain[0]}[script.end]
@@ -182,8 +183,8 @@ def build(script: Script, folder: Path, hidden: int = 128) -> Path:
     table[ids(fam.eos), :] = HIGH  # every token without a script ends the reply
     for cur, follows in transitions(script).items():
         table[:, ids(cur)] = 0.0
-        for f in follows:
-            table[ids(f), ids(cur)] = HIGH
+        for k, f in enumerate(follows):
+            table[ids(f), ids(cur)] = HIGH - COIN * k
     with torch.no_grad():
         model.get_input_embeddings().weight.copy_(torch.eye(hidden))
         for layer in model.model.layers:
@@ -198,3 +199,35 @@ def build(script: Script, folder: Path, hidden: int = 128) -> Path:
     tok.save_pretrained(folder)
     (folder / "scripted.json").write_text(json.dumps(asdict(script), indent=1) + "\n")
     return folder
+
+
+QUESTION = "What is 6 times 7?"  # the item every scripted check asks (gold 42)
+
+
+def sweep_rows(engine, folder: Path, budgets, seeds=(None,), temperature: float = 0.0, **policy) -> list[list[tuple]]:
+    """Run the budget sweep of :mod:`prunescale.tts.forcing` on ``engine`` for the scripted question, one
+    trajectory per seed, with the folder's own format; returns what each sample is made of, per trajectory
+    and budget: (budget, kept thinking text, thinking tokens, forced end, Wait rounds, answer ids, cue).
+    Shared by the hf tests, the opt-in vLLM tests and the GPU smoke check, so all compare the same thing."""
+    from transformers import AutoTokenizer, GenerationConfig
+
+    from prunescale.api import eos_ids
+    from prunescale.tts.benchmarks import Item
+    from prunescale.tts.forcing import Markers, Policy, sweep
+    from prunescale.tts.prompting import prompt_ids, think_format
+
+    tok = AutoTokenizer.from_pretrained(folder)
+    fmt = think_format(tok, str(folder))
+    mk = Markers(tok, fmt, eos_ids(GenerationConfig.from_pretrained(folder)))
+    item = Item("q", QUESTION, "42", "math")
+    pol = Policy(list(budgets), answer_budget=16, temperature=temperature, **policy)
+    trajs, results = sweep(engine, mk, [prompt_ids(tok, item, fmt)] * len(seeds), list(seeds),
+                           [fmt.cue(item)] * len(seeds), pol)
+    return [[(r.budget, tok.decode(t.kept(r.budget)), r.think_tokens, r.forced_end, r.waits, list(r.answer_ids), r.cue)
+             for r in per] for t, per in zip(trajs, results)]
+
+
+def literal_rows(engine, folder: Path, budgets, seeds=(None,), temperature: float = 0.0, **policy) -> list[list[tuple]]:
+    """The same rows from one capped run per budget (literal budget forcing, as s1's harness runs it)."""
+    per_budget = [sweep_rows(engine, folder, [b], seeds, temperature, **policy) for b in budgets]
+    return [[per_budget[i][k][0] for i in range(len(budgets))] for k in range(len(seeds))]
