@@ -109,9 +109,8 @@ def _as_lists(rows):
 @pytest.mark.parametrize("end", ["close", "eos", "never"])
 @pytest.mark.parametrize("family", ["s1", "qwen3", "llama"])
 def test_scripted_sweeps_in_vllm_equal_literal_runs_and_hf(scripted, tmp_path, family, end):
-    from test_reasoning_models import NAMES, _hf
-
     from prunescale.toy.scripted import sweep_rows
+    from test_reasoning_models import NAMES, _hf
 
     coins = {"branch_from": 2, "answer_alt": "7"} if end == "close" else {}
     folder = scripted(family, f"{NAMES[family]}-{end}-vllm", end=end, **coins)
