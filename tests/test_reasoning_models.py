@@ -333,3 +333,38 @@ def test_sampling_on_cuda_matches_cpu(scripted):
     seeds = [3, 4, 5, 6]
     cpu = sweep_rows(_hf(folder), folder, [2, 4, 9], seeds, temperature=1.0)
     assert sweep_rows(_hf(folder, "cuda"), folder, [2, 4, 9], seeds, temperature=1.0) == cpu
+
+
+def test_study_eval_section_takes_the_sampling_knobs_and_markers(tmp_path, monkeypatch):
+    """A study passes top-k, min-p and marker overrides to every eval it runs (one EvalSpec per stage)."""
+    import prunescale.api as api
+    from prunescale.study.runner import _evaluate
+    from prunescale.study.spec import Variant, load_spec
+
+    yaml = tmp_path / "s.yaml"
+    yaml.write_text("name: s\nmodel: tiny-reasoner\neval:\n  benchmarks: [tiny]\n  budgets: [4, 8]\n"
+                    "  temperature: 0.6\n  top_p: 0.95\n  top_k: 20\n  min_p: 0.05\n"
+                    "  think_open: '<|im_start|>think'\n  think_close: '<|im_start|>answer'\n")
+    spec = load_spec(yaml)
+    seen = []
+    monkeypatch.setattr(api, "evaluate", lambda es, **_: seen.append(es))
+    _evaluate(spec, "tiny-reasoner", Variant(name="dense"), "tiny", tmp_path / "e", lambda _m: None)
+    (es,) = seen
+    assert (es.top_k, es.min_p, es.top_p, es.temperature) == (20, 0.05, 0.95, 0.6)
+    assert (es.think_open, es.think_close, es.label) == ("<|im_start|>think", "<|im_start|>answer", "dense")
+
+
+def test_cli_eval_of_a_markerless_model_prints_the_notice_once(scripted, tmp_path):
+    from typer.testing import CliRunner
+
+    from prunescale.cli import app
+
+    bench = tmp_path / "b.jsonl"
+    bench.write_text(json.dumps({"question": "What is 6 times 7?", "answer": "42"}) + "\n")
+    result = CliRunner().invoke(app, ["eval", "--model", str(scripted("llama")), "--benchmark", f"jsonl:{bench}",
+                                      "--budgets", "4,20", "--top-k", "5", "--temperature", "1.0", "--out",
+                                      str(tmp_path / "run")])
+    assert result.exit_code == 0, result.output
+    assert result.stderr.count("has no thinking markers of its own") == 1
+    rows = [json.loads(x) for x in (tmp_path / "run" / "samples.jsonl").read_text().splitlines()]
+    assert [(r["forced_end"], r["correct"]) for r in rows] == [(True, True), (False, True)]
