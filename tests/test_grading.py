@@ -61,3 +61,13 @@ def test_timeout_kills_a_stuck_worker_and_grades_the_rest():
 def test_majority_groups_equivalent_answers(grader):
     assert grader.majority(["0.5", "\\frac{1}{2}", "3", "1/2", "3"]) == "0.5"
     assert grader.majority([None, None]) is None
+
+
+def test_a_restarted_worker_start_up_is_not_counted_against_the_next_item():
+    # A spawn worker takes ~0.4 s here (more on a loaded machine) to import Math-Verify and SymPy: with a
+    # 0.25 s timeout, the item after each restart timed out too, and a run of 10 000 items never ended.
+    with Grader(workers=1, timeout=0.25) as g:
+        grades = g.equal_many([("1", "1"), ("9^{9^{9^{9}}}", "1"), ("1/2", r"\frac{1}{2}"), ("2", "3"),
+                               ("9^{9^{9^{9}}}", "2"), ("5", "5")])
+    assert [x.status for x in grades] == ["ok", "timeout", "ok", "ok", "timeout", "ok"]
+    assert [x.correct for x in grades] == [True, False, True, False, False, True]

@@ -6,7 +6,9 @@
   phrase, then Math-Verify ``verify(parse(gold), parse(pred))`` — gold first, as its docs require.
   Math-Verify's own timeouts use signals and only work in a main thread, and SymPy can hang on
   adversarial LaTeX, so grading runs in a pool of worker processes with a wall-clock timeout per item;
-  a stuck worker is killed and the item is graded ``timeout`` (incorrect).
+  a stuck worker is killed and the item is graded ``timeout`` (incorrect). A worker imports and warms
+  Math-Verify before the pool is used, so the timeout times grading alone: counting a fresh worker's
+  start-up (seconds on a loaded machine) against the next item would turn one timeout into a cascade.
 * Multiple choice (GPQA): strict letter extraction — a boxed letter, "Answer: X", "answer is (X)" — never
   a letter guessed from prose.
 * Majority vote groups answers by mathematical equivalence (the same grader), not by string.
@@ -112,6 +114,18 @@ def _worker_equal(pair: tuple[str, str]) -> bool:
     return math_equal_inline(*pair)
 
 
+def _worker_warm() -> None:
+    """Pool initializer: import Math-Verify (and SymPy, its parser) and grade one pair."""
+    math_equal_inline("1/2", r"\frac{1}{2}")
+
+
+def _worker_ready() -> bool:
+    return True
+
+
+STARTUP_TIMEOUT = 600.0  # seconds a fresh pool may take to answer at all (imports on a loaded machine)
+
+
 @dataclass
 class Grade:
     correct: bool
@@ -126,8 +140,17 @@ class Grader:
         self._pool = None
 
     def _get_pool(self):
+        """The worker pool, started and warm: one worker has answered before any item is timed (a task
+        only ever goes to a worker whose initializer has finished)."""
         if self._pool is None:
-            self._pool = mp.get_context("spawn").Pool(self.workers)
+            pool = mp.get_context("spawn").Pool(self.workers, initializer=_worker_warm)
+            try:
+                pool.apply_async(_worker_ready).get(STARTUP_TIMEOUT)
+            except mp.TimeoutError:
+                pool.terminate()
+                pool.join()
+                raise RuntimeError(f"grading workers did not start within {STARTUP_TIMEOUT:.0f} s") from None
+            self._pool = pool
         return self._pool
 
     def _reset(self) -> None:
