@@ -144,10 +144,11 @@ def test_natural_end_before_at_and_after_each_budget(scripted, family):
     _swept_equals_literal(folder, budgets)
 
 
-WAITS = {  # wait=1: budgets, and per budget (forced end?, Wait rounds seen, the thinking kept)
+WAITS = {  # wait=1: budgets, and per budget (forced end?, Wait rounds seen, the thinking kept); qwen3 at 6 keeps
+    # the newline before "Wait" but not "Wait" itself: no round seen
     "s1": ([5, 6, 11, 12], [(True, 0, "ABCDE"), (True, 1, "ABCDEWait"), (True, 1, "ABCDEWaitABCDE"),
                             (False, 1, "ABCDEWaitABCDE")]),
-    "qwen3": ([5, 6, 13, 14], [(True, 0, "ABCDE"), (True, 1, "ABCDE\n"), (True, 1, "ABCDE\nWait\nABCDE"),
+    "qwen3": ([5, 6, 13, 14], [(True, 0, "ABCDE"), (True, 0, "ABCDE\n"), (True, 1, "ABCDE\nWait\nABCDE"),
                                (False, 1, "ABCDE\nWait\nABCDE")]),
     "llama": ([10, 13, 16, 21], [(True, 0, "ABCDE</thi"), (True, 1, "ABCDE\nWait\nABCDE"),
                                  (True, 1, "ABCDE\nWait\nABCDE</t"), (False, 1, "ABCDE\nWait\nABCDE")]),
@@ -368,3 +369,24 @@ def test_cli_eval_of_a_markerless_model_prints_the_notice_once(scripted, tmp_pat
     assert result.stderr.count("has no thinking markers of its own") == 1
     rows = [json.loads(x) for x in (tmp_path / "run" / "samples.jsonl").read_text().splitlines()]
     assert [(r["forced_end"], r["correct"]) for r in rows] == [(True, True), (False, True)]
+
+
+def test_a_plain_text_stop_has_the_ids_a_model_writes_mid_text():
+    """A SentencePiece tokenizer prepends "▁" to a string's start: "</think>" alone is ▁ </ think >, but a
+    model writes </ think > inside its text, so a stop of the first form would never match."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    from prunescale.tts.forcing import Markers
+    from prunescale.tts.prompting import FORMATS
+
+    pieces = ["<unk>", "<s>", "</s>", "▁", "</", "think", ">", "\n", "A", "▁A"]
+    tk = Tokenizer(models.Unigram([(p, -1.0) for p in pieces], unk_id=0))
+    tk.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="first")
+    tok = PreTrainedTokenizerFast(tokenizer_object=tk, bos_token="<s>", eos_token="</s>", unk_token="<unk>")
+    alone = tok.convert_ids_to_tokens(tok("</think>", add_special_tokens=False).input_ids)
+    written = tok.convert_ids_to_tokens(tok("A\n</think>", add_special_tokens=False).input_ids)
+    assert alone == ["▁", "</", "think", ">"] and written[-3:] == ["</", "think", ">"]
+    mk = Markers(tok, FORMATS["think"])
+    assert tok.convert_ids_to_tokens(list(mk.stop)) == ["</", "think", ">"]
+    assert mk.thinking_stops()[1] == (mk.stop,)

@@ -525,3 +525,16 @@ def test_hand_sized_filter_cases_and_the_draw():
     cdf_picks = draw(probs, torch.tensor([0.0])), draw(probs, torch.tensor([0.49])), draw(probs, torch.tensor([0.5]))
     assert [int(x) for x in cdf_picks] == [0, 0, 1]
     assert int(draw(probs, torch.tensor([0.999999]))) == 3
+
+
+def test_a_uniform_that_rounds_up_to_the_total_never_draws_a_filtered_token():
+    # 1 - 2⁻²⁶ is < 1 in float64 but 1.0 in float32: searchsorted then points past the vocabulary, and the
+    # old cap at vocab - 1 drew token 3, which top-k = 2 had removed (found in review; ~1 draw in 10⁷).
+    from prunescale.tts.engines.sampling import draw, filtered_probs
+
+    logits = torch.tensor([[0.5, 0.3, 0.15, 0.05]]).log()
+    one = lambda v: torch.tensor([v])  # noqa: E731
+    probs = filtered_probs(logits, one(1.0), one(2), one(1.0), one(0.0))
+    u = torch.tensor([1 - 2.0**-26], dtype=torch.float64)
+    assert int(draw(probs, u)) == 1
+    assert int(draw(torch.tensor([[0.0, 0.7, 0.3, 0.0, 0.0]]), torch.tensor([1.0]))) == 2

@@ -67,6 +67,18 @@ class _LineEnds:
         return self.memo[token]
 
 
+def running_ids(tok: PreTrainedTokenizerBase, text: str) -> tuple[int, ...]:
+    """The ids of ``text`` as the tokenizer writes it inside running text (after a newline), which is how a
+    model generates a stop. A SentencePiece tokenizer that prepends "▁" to a string's start (Llama 2,
+    Mistral) would otherwise give a plain-text marker a leading "▁" token the model never writes there,
+    and the stop would never match. Markers that are tokens of their own come out unchanged."""
+    anchor = tok("\n", add_special_tokens=False).input_ids
+    full = tok("\n" + text, add_special_tokens=False).input_ids
+    if anchor and full[: len(anchor)] == anchor and len(full) > len(anchor):
+        return tuple(full[len(anchor) :])
+    return tuple(tok(text, add_special_tokens=False).input_ids)
+
+
 class Markers:
     """A format's texts as token ids of one tokenizer, and the ids that end a reply (every EOS id of the
     model's generation config, e.g. Qwen's ``<|im_end|>`` and ``<|endoftext|>``)."""
@@ -75,7 +87,7 @@ class Markers:
                  wait_text: str = "Wait") -> None:
         ids = lambda text: tuple(tok(text, add_special_tokens=False).input_ids)  # noqa: E731
         self.tok, self.fmt = tok, fmt
-        self.stop, self.closer = ids(fmt.stop), list(ids(fmt.closer))
+        self.stop, self.closer = running_ids(tok, fmt.stop), list(ids(fmt.closer))
         self.eos = tuple(dict.fromkeys([*eos, tok.eos_token_id] if tok.eos_token_id is not None else eos))
         self.wait, self.newline = list(ids(wait_text)), list(ids("\n"))
         self.ends_line = _LineEnds(tok)
@@ -104,6 +116,7 @@ class Trajectory:
     natural_end: int | None = None  # thinking length at the model's own final close
     closes: list[tuple[int, tuple[int, ...]]] = field(default_factory=list)  # (thinking length, stop tokens)
     wait_at: list[int] = field(default_factory=list)  # thinking length at each close replaced by "Wait"
+    wait_end: list[int] = field(default_factory=list)  # thinking length where each inserted "Wait" ends
     waits: int = 0
     hit_eos: bool = False  # the model ended its whole reply inside the thinking block (no closer)
     rounds: int = 0  # thinking rounds generated (each draws from its own round seed)
@@ -117,8 +130,16 @@ class Trajectory:
         return self.natural_end is not None and self._first_unseen(budget) is None
 
     def waits_within(self, budget: int) -> int:
+        """Wait rounds whose "Wait" a literal run under ``budget`` keeps whole (one the cap cuts off is not
+        a round the model saw)."""
         unseen = self._first_unseen(budget)
-        return sum(1 for p in self.wait_at if unseen is None or p < unseen[0])
+        if self.natural_within(budget):
+            span = self.natural_end
+        elif unseen is not None and unseen[0] < budget:  # cut inside a stop: its head is not thinking
+            span = unseen[0]
+        else:
+            span = budget
+        return sum(1 for end in self.wait_end if end <= span)
 
     def kept(self, budget: int) -> list[int]:
         """The thinking a literal run under ``budget`` keeps."""
@@ -185,6 +206,7 @@ class _Thinker:
         if extend and len(t.think_ids) < self.limit:
             t.wait_at.append(len(t.think_ids))
             lead = [] if mk.fmt.wait_inline else mk.lead(t.prompt_ids + t.think_ids)
+            t.wait_end.append(len(t.think_ids) + len(lead) + len(mk.wait))
             t.think_ids += lead + mk.wait + ([] if mk.fmt.wait_inline else mk.newline)
             t.waits += 1
             return len(t.think_ids) < self.limit  # else the budget ran out during the extension: forced

@@ -49,10 +49,15 @@ def filtered_probs(
 
 
 def draw(probs: torch.Tensor, uniforms: torch.Tensor) -> torch.Tensor:
-    """Inverse-CDF sampling: per row, the first token whose cumulative probability exceeds u."""
+    """Inverse-CDF sampling: per row, the first token whose cumulative probability exceeds u.
+
+    A zero-probability token never is (its cumulative probability equals its predecessor's), except past
+    the end: a uniform that rounds up to the total in float32 (about 1 draw in 10⁷) would select index
+    ``vocab``, so the result is capped at the last token the filters kept, not the last of the vocabulary."""
     cdf = probs.cumsum(-1)
     u = (uniforms.to(probs.device, probs.dtype) * cdf[:, -1])[:, None]
-    return torch.searchsorted(cdf, u, right=True).squeeze(1).clamp_(max=probs.shape[-1] - 1)
+    last_kept = probs.shape[-1] - 1 - (probs > 0).flip(-1).int().argmax(-1)
+    return torch.minimum(torch.searchsorted(cdf, u, right=True).squeeze(1), last_kept)
 
 
 def sample(logits: torch.Tensor, requests: Sequence[Request], generators: Sequence[torch.Generator]) -> list[int]:

