@@ -91,8 +91,9 @@ def test_owl_makes_exactly_one_calibration_pass(tmp_path: Path, saved_tiny: Path
     forwards = {}
     for allocation in ("uniform", "owl"):
         out = tmp_path / allocation
-        prune(PruneSpec(model=str(saved_tiny), method="wanda", sparsity=0.5, allocation=allocation, calib="tiny",
-                        nsamples=4, seqlen=32, out=out), log=lambda _m: None, progress=False)
+        prune(PruneSpec(model=str(saved_tiny), method="wanda", sparsity=0.5, allocation=allocation,
+                        calibration={"source": "tiny", "nsamples": 4, "seqlen": 32}, out=out),
+              log=lambda _m: None, progress=False)
         forwards[allocation] = json.loads((out / "pruning_manifest.json").read_text())["block_forwards"]
     n_blocks = 2
     assert forwards == {"uniform": 2 * n_blocks - 1, "owl": 2 * n_blocks - 1}

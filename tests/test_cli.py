@@ -42,3 +42,79 @@ def test_demo_refuses_a_folder_that_is_not_its_study(tmp_path):
     assert result.stderr.count("\n") == 1 and "holds no study" in result.stderr
     assert "Traceback" not in result.output
     assert [p.name for p in tmp_path.iterdir()] == ["keep.txt"]
+
+
+# -- every option is the schema's ------------------------------------------------------------------------
+
+ONLY_CLI = {"out_dir", "as_json", "grid", "on", "limit"}  # options of one command, not of a spec
+ALIASES = {"calib": "source"}  # --calib is Calibration.source
+
+
+def _spec_field(command: str, name: str):
+    from prunescale.config import AllocationSpec, Calibration, EvalSpec, PruneSpec, StructuredSpec
+
+    specs = {"prune": (PruneSpec, StructuredSpec), "allocation": (AllocationSpec,), "tune-allocation": (PruneSpec,),
+             "eval": (EvalSpec,)}[command]
+    for spec in (*specs, Calibration):
+        if name in spec.model_fields:
+            return spec.model_fields[name]
+    return None
+
+
+def test_every_option_is_a_schema_field_whose_default_it_leaves_to_the_schema():
+    """A CLI option either names a field of prunescale.config (help text from its description, default
+    None so the spec's own default applies) or is parsed by the command itself; no default is written
+    twice. (OWL's knobs, for one, are written only in AllocationOptions.)"""
+    import typer.main
+
+    commands = typer.main.get_command(app).commands
+    checked = 0
+    for name in ("prune", "allocation", "tune-allocation", "eval"):
+        for param in commands[name].params:
+            field = _spec_field(name, ALIASES.get(param.name, param.name))
+            if field is None:
+                assert param.name in ONLY_CLI, f"{name} --{param.name} is no schema field"
+                continue
+            if param.required:  # the command's subject (--model, --method, --budgets …): typed every time
+                continue
+            if field.default is False:  # flags (--overwrite) may say off themselves, as their field does
+                assert param.default in (False, None), (name, param.name)
+            else:
+                assert param.default is None, f"{name} --{param.name} writes its own default {param.default!r}"
+            assert field.description and param.help.startswith(field.description), (name, param.name)
+            checked += 1
+    assert checked > 50
+
+
+def test_cli_passes_only_what_was_typed(monkeypatch, tmp_path):
+    """A method's option set for a method that does not read it, or a knob of another allocation, is an
+    error before anything loads (it used to be dropped silently)."""
+    for args, message in (
+        (["--method", "wanda", "--sparsity", "0.5", "--blocksize", "64"], "blocksize is not an option of wanda"),
+        (["--method", "magnitude", "--sparsity", "0.5", "--no-sequential"], "sequential is not an option of magnitude"),
+        (["--method", "wanda", "--sparsity", "0.5", "--owl-m", "3"], "owl_m is not a knob of allocation 'uniform'"),
+        (["--method", "wanda", "--sparsity", "0.5", "--allocation", "alpha", "--owl-lambda", "0.1"],
+         "owl_lambda is not a knob of allocation 'alpha'"),
+        (["--method", "shortgpt", "--remove-layers", "1", "--allocation", "owl"], "--allocation is an unstructured"),
+        (["--method", "wanda", "--sparsity", "0.5", "--keep-last"], "--keep-last is a layer-removal option"),
+    ):
+        result = runner.invoke(app, ["prune", "--model", "no-such-model", "--out", str(tmp_path / "o"), *args])
+        assert result.exit_code == 2 and message in result.stderr, (args, result.stderr)
+        assert not (tmp_path / "o").exists()
+
+
+def test_input_is_checked_before_any_model_loads(tmp_path):
+    """A bad allocation file, or an eval --out that holds something else, is reported as such; the model
+    (which does not exist here) is never reached."""
+    bad = tmp_path / "alloc.json"
+    bad.write_text('{"0": 1.5}')
+    result = runner.invoke(app, ["prune", "--model", "no-such-model", "--method", "wanda", "--sparsity", "0.5",
+                                 "--allocation", f"file:{bad}", "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2 and "outside [0, 1)" in result.stderr, result.stderr
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    (busy / "notes.txt").write_text("mine")
+    result = runner.invoke(app, ["eval", "--model", "no-such-model", "--benchmark", "tiny", "--budgets", "4",
+                                 "--out", str(busy)])
+    assert result.exit_code == 2 and "holds no prunescale run" in result.stderr, result.stderr
+    assert (busy / "notes.txt").read_text() == "mine"

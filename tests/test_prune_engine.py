@@ -173,8 +173,9 @@ def test_engine_input_errors():
 @pytest.mark.parametrize("method", ["wanda", "sparsegpt"])
 def test_saved_folder_reloads_with_zeros_and_a_true_manifest(saved_tiny: Path, tmp_path: Path, method):
     out = tmp_path / "pruned"
-    prune(PruneSpec(model=str(saved_tiny), method=method, sparsity=0.5, calib="tiny", nsamples=8, seqlen=32,
-                    out=out), log=lambda _m: None, progress=False)
+    prune(PruneSpec(model=str(saved_tiny), method=method, sparsity=0.5,
+                    calibration={"source": "tiny", "nsamples": 8, "seqlen": 32}, out=out),
+          log=lambda _m: None, progress=False)
     manifest = json.loads((out / "pruning_manifest.json").read_text())
     reloaded = AutoModelForCausalLM.from_pretrained(out)  # plain transformers, no prunescale
     weights = load_file(out / "model.safetensors")

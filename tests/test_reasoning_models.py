@@ -340,7 +340,7 @@ def test_study_eval_section_takes_the_sampling_knobs_and_markers(tmp_path, monke
     """A study passes top-k, min-p and marker overrides to every eval it runs (one EvalSpec per stage)."""
     import prunescale.api as api
     from prunescale.study.runner import _evaluate
-    from prunescale.study.spec import Variant, load_spec
+    from prunescale.study.spec import DenseVariant, load_spec
 
     yaml = tmp_path / "s.yaml"
     yaml.write_text("name: s\nmodel: tiny-reasoner\neval:\n  benchmarks: [tiny]\n  budgets: [4, 8]\n"
@@ -349,7 +349,7 @@ def test_study_eval_section_takes_the_sampling_knobs_and_markers(tmp_path, monke
     spec = load_spec(yaml)
     seen = []
     monkeypatch.setattr(api, "evaluate", lambda es, **_: seen.append(es))
-    _evaluate(spec, "tiny-reasoner", Variant(name="dense"), "tiny", tmp_path / "e", lambda _m: None)
+    _evaluate(spec, "tiny-reasoner", DenseVariant(name="dense"), "tiny", tmp_path / "e", lambda _m: None)
     (es,) = seen
     assert (es.top_k, es.min_p, es.top_p, es.temperature) == (20, 0.05, 0.95, 0.6)
     assert (es.think_open, es.think_close, es.label) == ("<|im_start|>think", "<|im_start|>answer", "dense")

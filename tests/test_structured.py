@@ -140,7 +140,8 @@ def test_saved_folder_reloads_with_equal_logits(saved_tiny4: Path, tmp_path: Pat
     out = tmp_path / "cut"
     original = AutoModelForCausalLM.from_pretrained(saved_tiny)
     n_before = original.config.num_hidden_layers
-    spec = StructuredSpec(model=str(saved_tiny), method=method, calib="tiny", nsamples=4, seqlen=32, out=out, **extra)
+    spec = StructuredSpec(model=str(saved_tiny), method=method,
+                          calibration={"source": "tiny", "nsamples": 4, "seqlen": 32}, out=out, **extra)
     prune_structured(spec, log=lambda _m: None)
     manifest = json.loads((out / "pruning_manifest.json").read_text())
     reloaded = AutoModelForCausalLM.from_pretrained(out)

@@ -74,7 +74,7 @@ def test_unknown_keys_are_errors_with_their_path(tmp_path, model_dir, patch, mes
 
 
 @pytest.mark.parametrize("text, message", [
-    ("name: x\nmodel: m\neval: {benchmarks: [tiny], budgets: [4, 2]}", "eval.budgets: budgets must be"),
+    ("name: x\nmodel: m\neval: {benchmarks: [tiny], budgets: [4, 2, 4]}", "eval.budgets: budgets repeat"),
     ("name: x\nmodel: m\neval: {benchmarks: [tiny], budgets: [4], limit: many}", "eval.limit"),
     ("name: x\nmodel: m\neval: {benchmarks: [tiny], budgets: [4], colour: red}", "eval.colour"),
     ("name: x\nmodel: m\nvariants: [{name: a, method: prune-it}]\neval: {benchmarks: [tiny], budgets: [4]}",

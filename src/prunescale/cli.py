@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from prunescale import __version__
+from prunescale.config import EvalSpec
 from prunescale.errors import PrunescaleError
 
 app = typer.Typer(
@@ -117,60 +118,67 @@ def demo(
     out.print(f"report: {folder / 'report.md'} (and report.html, results.csv, tts_curves.png)")
 
 
+def _field(name: str, spec: Any = None):
+    """The schema field an option stands for (every option is declared once, in prunescale.config)."""
+    from prunescale.config import AllocationSpec, Calibration, EvalSpec, PruneSpec, StructuredSpec
+
+    for cls in (spec,) if spec is not None else (PruneSpec, StructuredSpec, AllocationSpec, EvalSpec, Calibration):
+        if name in cls.model_fields:
+            return cls.model_fields[name]
+    raise KeyError(name)
+
+
+def opt(name: str, *flags: str, spec: Any = None, **kw: Any) -> Any:
+    """A CLI option for the schema field ``name`` (of ``spec`` where specs differ): its help is the field's
+    description plus its default. The option itself defaults to None, so only what the user typed reaches
+    the spec (see :func:`given`)."""
+    from pydantic_core import PydanticUndefined
+
+    f = _field(name, spec)
+    help_text = f.description or ""
+    if f.default is not PydanticUndefined and f.default is not None:
+        shown = ("on" if f.default else "off") if isinstance(f.default, bool) else f.default
+        help_text += f" (default {shown})"
+    return typer.Option(*flags, help=help_text, **kw)
+
+
+def _calibration(calib: str | None, nsamples: int | None, seqlen: int | None, seed: int | None) -> dict:
+    return given(source=calib, nsamples=nsamples, seqlen=seqlen, seed=seed)
+
+
 @app.command()
 @user_errors
 def prune(
-    model: Annotated[str, typer.Option("--model", "-m", help="Embedded name, HF folder, .gguf file or hub id.")],
-    method: Annotated[
-        str,
-        typer.Option(
-            help="Unstructured: magnitude | wanda | sparsegpt. Layer removal: shortgpt | angular | "
-            "reverse | random | layers | laco."
-        ),
-    ],
+    model: Annotated[str, opt("model", "--model", "-m")],
+    method: Annotated[str, typer.Option(help="Unstructured: magnitude | wanda | sparsegpt. Layer removal: shortgpt "
+                                        "| angular | reverse | random | layers | laco.")],
     out_dir: Annotated[Path, typer.Option("--out", help="Output folder (a Hugging Face model folder).")],
-    sparsity: Annotated[float | None, typer.Option(help="Target global sparsity S in [0, 1).")] = None,
-    nm: Annotated[str | None, typer.Option("--nm", help="N:M pattern instead of --sparsity, e.g. 2:4.")] = None,
-    allocation: Annotated[
-        str, typer.Option(help="Layer-wise allocation of S: uniform | owl | alpha | layerif | file:PATH.")
-    ] = "uniform",
-    owl_m: Annotated[float, typer.Option(help="OWL: outlier threshold M (scores > M × mean).")] = 5.0,
-    owl_lambda: Annotated[float, typer.Option(help="OWL: sparsity range λ around S.")] = 0.08,
-    epsilon: Annotated[float, typer.Option(help="AlphaPruning / LayerIF: ratio range 1 ± ε.")] = 0.3,
-    layerif_data: Annotated[
-        str | None, typer.Option(help="LayerIF task data source (its train and held-out splits are used).")
-    ] = None,
-    group: Annotated[str, typer.Option(help="Magnitude comparison group: row | matrix.")] = "row",
-    calib: Annotated[
-        str | None,
-        typer.Option(help="Calibration source: tiny, gsm8k, text:PATH, jsonl:PATH, prompts:tiny, traces:tiny."),
-    ] = None,
-    nsamples: Annotated[
-        int | None, typer.Option(help="Calibration sequences (default 128; 32 for layer scores).")
-    ] = None,
-    seqlen: Annotated[
-        int | None, typer.Option(help="Tokens per calibration sequence (default 128 tiny, else 512).")
-    ] = None,
-    seed: Annotated[int, typer.Option(help="Seed for calibration sampling.")] = 0,
-    device: Annotated[str, typer.Option(help="Compute device for calibration: cpu, cuda, cuda:N.")] = "cpu",
-    dtype: Annotated[str, typer.Option(help="auto | fp32 | bf16 | fp16")] = "auto",
-    sequential: Annotated[
-        bool,
-        typer.Option(
-            help="Wanda: statistics from inputs through already-pruned blocks (--no-sequential: from the dense "
-            "model, as OWL's shared pass). SparseGPT: also prune q,k,v → o → gate,up → down in order."
-        ),
-    ] = True,
-    overwrite: Annotated[bool, typer.Option(help="Replace a non-empty --out.")] = False,
-    trust_remote_code: Annotated[bool, typer.Option(help="Allow model folders to run their own code.")] = False,
-    remove_layers: Annotated[int | None, typer.Option(help="Layer removal: number of blocks to remove.")] = None,
-    match_sparsity: Annotated[
-        float | None, typer.Option(help="Layer removal: remove the block count closest to this parameter fraction.")
-    ] = None,
-    layers: Annotated[str | None, typer.Option(help="Method 'layers': block indices, e.g. 3,7,12.")] = None,
-    keep_last: Annotated[bool, typer.Option(help="Method 'reverse': never remove the last block.")] = False,
-    laco_threshold: Annotated[float, typer.Option(help="LaCo: minimum cosine similarity to keep a merge.")] = 0.9,
-    laco_span: Annotated[int, typer.Option(help="LaCo: following blocks folded into a block per merge.")] = 1,
+    sparsity: Annotated[float | None, opt("sparsity")] = None,
+    nm: Annotated[str | None, opt("nm", "--nm")] = None,
+    allocation: Annotated[str | None, opt("allocation")] = None,
+    owl_m: Annotated[float | None, opt("owl_m")] = None,
+    owl_lambda: Annotated[float | None, opt("owl_lambda")] = None,
+    epsilon: Annotated[float | None, opt("epsilon")] = None,
+    layerif_data: Annotated[str | None, opt("layerif_data")] = None,
+    layerif_examples: Annotated[int | None, opt("layerif_examples")] = None,
+    group: Annotated[str | None, opt("group")] = None,
+    calib: Annotated[str | None, opt("source", "--calib")] = None,
+    nsamples: Annotated[int | None, opt("nsamples")] = None,
+    seqlen: Annotated[int | None, opt("seqlen")] = None,
+    seed: Annotated[int | None, opt("seed")] = None,
+    device: Annotated[str | None, opt("device")] = None,
+    dtype: Annotated[str | None, opt("dtype")] = None,
+    sequential: Annotated[bool | None, opt("sequential", "--sequential/--no-sequential")] = None,
+    blocksize: Annotated[int | None, opt("blocksize")] = None,
+    percdamp: Annotated[float | None, opt("percdamp")] = None,
+    overwrite: Annotated[bool, opt("overwrite")] = False,
+    trust_remote_code: Annotated[bool, opt("trust_remote_code")] = False,
+    remove_layers: Annotated[int | None, opt("remove_layers")] = None,
+    match_sparsity: Annotated[float | None, opt("match_sparsity")] = None,
+    layers: Annotated[str | None, opt("layers")] = None,
+    keep_last: Annotated[bool | None, opt("keep_last", "--keep-last")] = None,
+    laco_threshold: Annotated[float | None, opt("laco_threshold")] = None,
+    laco_span: Annotated[int | None, opt("laco_span")] = None,
 ) -> None:
     """Prune a model: one-shot unstructured (any sparsity or N:M) or remove whole decoder blocks.
 
@@ -186,63 +194,25 @@ def prune(
     from prunescale.api import prune_structured
     from prunescale.config import STRUCTURED, PruneSpec, StructuredSpec, validated
 
+    common = dict(model=model, method=method, out=out_dir, overwrite=overwrite, trust_remote_code=trust_remote_code,
+                  calibration=_calibration(calib, nsamples, seqlen, seed), **given(device=device, dtype=dtype))
+    unstructured = given(sparsity=sparsity, nm=nm, allocation=allocation, owl_m=owl_m, owl_lambda=owl_lambda,
+                         epsilon=epsilon, layerif_data=layerif_data, layerif_examples=layerif_examples, group=group,
+                         sequential=sequential, blocksize=blocksize, percdamp=percdamp)
+    structured = given(remove_layers=remove_layers, match_sparsity=match_sparsity, layers=layers, keep_last=keep_last,
+                       laco_threshold=laco_threshold, laco_span=laco_span)
     if method in STRUCTURED:
-        try:
-            indices = [int(x) for x in layers.split(",")] if layers else None
-        except ValueError:
-            raise PrunescaleError(f"--layers must be comma-separated integers, got {layers!r}") from None
-        if sparsity is not None or nm is not None:
-            raise PrunescaleError(f"{method} removes whole blocks: use --remove-layers or --match-sparsity")
-        sspec = validated(
-            StructuredSpec,
-            **given(nsamples=nsamples),
-            model=model,
-            method=method,
-            remove_layers=remove_layers,
-            match_sparsity=match_sparsity,
-            layers=indices,
-            keep_last=keep_last,
-            laco_threshold=laco_threshold,
-            laco_span=laco_span,
-            calib=calib,
-            seqlen=seqlen,
-            seed=seed,
-            device=device,
-            dtype=dtype,
-            out=out_dir,
-            overwrite=overwrite,
-            trust_remote_code=trust_remote_code,
-        )
-        prune_structured(sspec, log=err.print)
-        out.print(f"pruned model: {out_dir}")
-        return
-    if remove_layers is not None or match_sparsity is not None or layers is not None:
-        raise PrunescaleError(f"{method} is unstructured: use --sparsity or --nm, not layer-removal options")
-
-    spec = validated(
-        PruneSpec,
-        **given(nsamples=nsamples),
-        model=model,
-        method=method,
-        sparsity=sparsity,
-        nm=nm,
-        allocation=allocation,
-        owl_m=owl_m,
-        owl_lambda=owl_lambda,
-        epsilon=epsilon,
-        layerif_data=layerif_data,
-        group=group,
-        calib=calib,
-        seqlen=seqlen,
-        seed=seed,
-        device=device,
-        dtype=dtype,
-        sequential=sequential,
-        out=out_dir,
-        overwrite=overwrite,
-        trust_remote_code=trust_remote_code,
-    )
-    run_prune(spec, log=err.print, progress=err.is_terminal)
+        if unstructured:
+            raise PrunescaleError(f"{method} removes whole blocks: --{sorted(unstructured)[0].replace('_', '-')} is "
+                                  "an unstructured option (use --remove-layers, --match-sparsity or --layers)")
+        if layers is not None:
+            structured["layers"] = _int_list(layers, "--layers")
+        prune_structured(validated(StructuredSpec, **common, **structured), log=err.print)
+    else:
+        if structured:
+            raise PrunescaleError(f"{method} is unstructured: --{sorted(structured)[0].replace('_', '-')} is a "
+                                  "layer-removal option (use --sparsity or --nm)")
+        run_prune(validated(PruneSpec, **common, **unstructured), log=err.print, progress=err.is_terminal)
     out.print(f"pruned model: {out_dir}")
 
 
@@ -276,18 +246,20 @@ def ppl(
 @app.command()
 @user_errors
 def allocation(
-    model: Annotated[str, typer.Option("--model", "-m", help="Embedded name, HF folder, .gguf file or hub id.")],
-    allocation: Annotated[str, typer.Option(help="uniform | owl | alpha | layerif | file:PATH")],
-    sparsity: Annotated[float, typer.Option(help="Target global sparsity S in [0, 1).")],
-    calib: Annotated[str | None, typer.Option(help="Calibration source (OWL).")] = None,
-    nsamples: Annotated[int, typer.Option(help="Calibration sequences (OWL).")] = 32,
-    seqlen: Annotated[int | None, typer.Option(help="Tokens per calibration sequence.")] = None,
-    owl_m: Annotated[float, typer.Option(help="OWL: outlier threshold M.")] = 5.0,
-    owl_lambda: Annotated[float, typer.Option(help="OWL: sparsity range λ.")] = 0.08,
-    epsilon: Annotated[float, typer.Option(help="AlphaPruning / LayerIF: ratio range 1 ± ε.")] = 0.3,
-    layerif_data: Annotated[
-        str | None, typer.Option(help="LayerIF task data source (its train and held-out splits are used).")
-    ] = None,
+    model: Annotated[str, opt("model", "--model", "-m")],
+    allocation: Annotated[str, opt("allocation")],
+    sparsity: Annotated[float, opt("sparsity")],
+    calib: Annotated[str | None, opt("source", "--calib")] = None,
+    nsamples: Annotated[int | None, opt("nsamples")] = None,
+    seqlen: Annotated[int | None, opt("seqlen")] = None,
+    seed: Annotated[int | None, opt("seed")] = None,
+    owl_m: Annotated[float | None, opt("owl_m")] = None,
+    owl_lambda: Annotated[float | None, opt("owl_lambda")] = None,
+    epsilon: Annotated[float | None, opt("epsilon")] = None,
+    layerif_data: Annotated[str | None, opt("layerif_data")] = None,
+    layerif_examples: Annotated[int | None, opt("layerif_examples")] = None,
+    device: Annotated[str | None, opt("device")] = None,
+    dtype: Annotated[str | None, opt("dtype")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON (with the per-module mapping).")] = False,
 ) -> None:
     """Show the per-block sparsity an allocation gives, without pruning.
@@ -295,19 +267,13 @@ def allocation(
     Example: prunescale allocation --model tiny-reasoner --allocation alpha --sparsity 0.5
     """
     from prunescale.api import allocation_table
+    from prunescale.config import AllocationSpec, validated
 
-    result = allocation_table(
-        model,
-        allocation,
-        sparsity,
-        calib,
-        nsamples,
-        seqlen,
-        owl_m=owl_m,
-        owl_lambda=owl_lambda,
-        epsilon=epsilon,
-        layerif_data=layerif_data,
-    )
+    spec = validated(AllocationSpec, model=model, allocation=allocation, sparsity=sparsity,
+                     calibration=_calibration(calib, nsamples, seqlen, seed),
+                     **given(owl_m=owl_m, owl_lambda=owl_lambda, epsilon=epsilon, layerif_data=layerif_data,
+                             layerif_examples=layerif_examples, device=device, dtype=dtype))
+    result = allocation_table(spec)
     if as_json:
         sys.stdout.write(json.dumps(result, indent=1) + "\n")
         return
@@ -322,20 +288,30 @@ def allocation(
 @app.command("tune-allocation")
 @user_errors
 def tune_allocation(
-    model: Annotated[str, typer.Option("--model", "-m", help="Embedded name, HF folder, .gguf file or hub id.")],
-    method: Annotated[str, typer.Option(help="magnitude | wanda | sparsegpt")],
-    sparsity: Annotated[float, typer.Option(help="Target global sparsity S in [0, 1).")],
-    allocation: Annotated[str, typer.Option(help="owl | alpha | layerif")],
+    model: Annotated[str, opt("model", "--model", "-m")],
+    method: Annotated[str, opt("method")],
+    sparsity: Annotated[float, opt("sparsity")],
+    allocation: Annotated[str, opt("allocation")],
     grid: Annotated[str, typer.Option(help='Knob values, e.g. "m=3,5,7;lambda=0.04,0.08,0.16" or "epsilon=0.1,0.3".')],
     on: Annotated[str, typer.Option(help="Held-out data as SOURCE:validation or SOURCE:heldout (never test).")],
     out_dir: Annotated[Path, typer.Option("--out", help="Folder for tuning.json.")],
-    calib: Annotated[str | None, typer.Option(help="Calibration source for pruning.")] = None,
-    nsamples: Annotated[int | None, typer.Option(help="Calibration sequences.")] = None,
-    seqlen: Annotated[int | None, typer.Option(help="Tokens per sequence.")] = None,
+    calib: Annotated[str | None, opt("source", "--calib")] = None,
+    nsamples: Annotated[int | None, opt("nsamples")] = None,
+    seqlen: Annotated[int | None, opt("seqlen")] = None,
+    seed: Annotated[int | None, opt("seed")] = None,
+    layerif_data: Annotated[str | None, opt("layerif_data")] = None,
+    layerif_examples: Annotated[int | None, opt("layerif_examples")] = None,
+    sequential: Annotated[bool | None, opt("sequential", "--sequential/--no-sequential")] = None,
+    blocksize: Annotated[int | None, opt("blocksize")] = None,
+    percdamp: Annotated[float | None, opt("percdamp")] = None,
+    device: Annotated[str | None, opt("device")] = None,
+    dtype: Annotated[str | None, opt("dtype")] = None,
     limit: Annotated[int, typer.Option(help="Held-out windows for perplexity.", min=1)] = 32,
-    overwrite: Annotated[bool, typer.Option(help="Replace a non-empty --out.")] = False,
+    overwrite: Annotated[bool, opt("overwrite")] = False,
 ) -> None:
     """Choose allocation knobs by held-out perplexity and record the choice (tuning.json).
+
+    Every trial prunes exactly as `prunescale prune` would with that knob set (method options included).
 
     Example: prunescale tune-allocation --model tiny-reasoner --method wanda --sparsity 0.5 --allocation owl
     --grid "m=3,5,7;lambda=0.04,0.08" --on tiny:validation --out runs/tune-owl
@@ -343,18 +319,10 @@ def tune_allocation(
     from prunescale.api import tune_allocation as run_tune
     from prunescale.config import PruneSpec, validated
 
-    spec = validated(
-        PruneSpec,
-        **given(nsamples=nsamples),
-        model=model,
-        method=method,
-        sparsity=sparsity,
-        allocation=allocation,
-        calib=calib,
-        seqlen=seqlen,
-        out=out_dir,
-        overwrite=overwrite,
-    )
+    spec = validated(PruneSpec, model=model, method=method, sparsity=sparsity, allocation=allocation, out=out_dir,
+                     overwrite=overwrite, calibration=_calibration(calib, nsamples, seqlen, seed),
+                     **given(layerif_data=layerif_data, layerif_examples=layerif_examples, sequential=sequential,
+                             blocksize=blocksize, percdamp=percdamp, device=device, dtype=dtype))
     result = run_tune(spec, grid, on, limit, log=err.print)
     out.print(f"best {result['best']} (perplexity {result['best_perplexity']:.4f}) → {out_dir / 'tuning.json'}")
 
@@ -392,40 +360,32 @@ def _int_list(text: str, what: str) -> list[int]:
 @app.command("eval")
 @user_errors
 def eval_cmd(
-    model: Annotated[str, typer.Option("--model", "-m", help="Embedded name, HF folder, .gguf file or hub id.")],
-    benchmark: Annotated[str, typer.Option(help="tiny | gsm8k | math500 | aime24 | amc23 | gpqa_diamond | jsonl:PATH")],
-    budgets: Annotated[str, typer.Option(help="Thinking budgets in tokens, e.g. 0,16,64,256 (0 = no thinking).")],
+    model: Annotated[str, opt("model", "--model", "-m")],
+    benchmark: Annotated[str, opt("benchmark")],
+    budgets: Annotated[str, opt("budgets")],
     out_dir: Annotated[Path, typer.Option("--out", help="Run folder (samples.jsonl, summary.json).")],
-    split: Annotated[str, typer.Option(help="Benchmark split.")] = "test",
-    limit: Annotated[int | None, typer.Option(help="Use the first K items.")] = None,
-    wait: Annotated[int, typer.Option(help="Force K 'Wait' extensions after natural ends.")] = 0,
-    min_budget: Annotated[int, typer.Option(help="Extend with 'Wait' until at least B thinking tokens.")] = 0,
-    samples: Annotated[int, typer.Option(help="Samples per item and seed (needs --temperature > 0).")] = 1,
-    temperature: Annotated[float, typer.Option(help="0 = greedy.")] = 0.0,
-    top_p: Annotated[float, typer.Option(help="Nucleus sampling mass.")] = 1.0,
-    top_k: Annotated[int, typer.Option(help="Sample among the K most likely tokens (0 = off; Qwen3's card: 20).")] = 0,
-    min_p: Annotated[float, typer.Option(help="Drop tokens below P × the top probability (0 = off).")] = 0.0,
-    seeds: Annotated[str, typer.Option(help="Comma-separated seeds, e.g. 7,11,42.")] = "0",
-    answer_budget: Annotated[int, typer.Option(help="Tokens for the answer after thinking.")] = 64,
-    engine: Annotated[str, typer.Option(help="hf | vllm")] = "hf",
-    tensor_parallel_size: Annotated[int, typer.Option(help="vllm: GPUs per model (tensor parallel).")] = 1,
-    batch_size: Annotated[
-        int,
-        typer.Option(help="Rows decoded together by the hf engine (one trajectory's answers to all budgets share "
-                     "a row); a finished row is replaced by a waiting one."),
-    ] = 32,
-    dtype: Annotated[str, typer.Option(help="auto | fp32 | bf16 | fp16")] = "auto",
-    device: Annotated[str, typer.Option(help="cpu, cuda, cuda:N")] = "cpu",
-    think_open: Annotated[
-        str | None,
-        typer.Option(help="Override the thinking opener, e.g. '<|im_start|>think' (s1's markers select the whole s1 "
-                     "format). Default: the model's family (README: Reasoning models)."),
-    ] = None,
-    think_close: Annotated[
-        str | None, typer.Option(help="Override the thinking closer, e.g. '<|im_start|>answer'.")
-    ] = None,
-    label: Annotated[str | None, typer.Option(help="Variant name recorded in samples.jsonl.")] = None,
-    overwrite: Annotated[bool, typer.Option(help="Replace a run folder holding a different run.")] = False,
+    split: Annotated[str | None, opt("split")] = None,
+    limit: Annotated[int | None, opt("limit")] = None,
+    wait: Annotated[int | None, opt("wait")] = None,
+    min_budget: Annotated[int | None, opt("min_budget")] = None,
+    samples: Annotated[int | None, opt("samples")] = None,
+    temperature: Annotated[float | None, opt("temperature")] = None,
+    top_p: Annotated[float | None, opt("top_p")] = None,
+    top_k: Annotated[int | None, opt("top_k")] = None,
+    min_p: Annotated[float | None, opt("min_p")] = None,
+    seeds: Annotated[str | None, opt("seeds")] = None,
+    answer_budget: Annotated[int | None, opt("answer_budget")] = None,
+    engine: Annotated[str | None, opt("engine")] = None,
+    tensor_parallel_size: Annotated[int | None, opt("tensor_parallel_size")] = None,
+    batch_size: Annotated[int | None, opt("batch_size")] = None,
+    dtype: Annotated[str | None, opt("dtype")] = None,
+    device: Annotated[str | None, opt("device")] = None,
+    think_open: Annotated[str | None, opt("think_open")] = None,
+    think_close: Annotated[str | None, opt("think_close")] = None,
+    label: Annotated[str | None, opt("label")] = None,
+    grade_timeout: Annotated[float | None, opt("grade_timeout")] = None,
+    trust_remote_code: Annotated[bool, opt("trust_remote_code")] = False,
+    overwrite: Annotated[bool, opt("overwrite", spec=EvalSpec)] = False,
 ) -> None:
     """Accuracy vs thinking budget with budget forcing (cap, Wait), parallel samples and grading.
 
@@ -441,28 +401,15 @@ def eval_cmd(
         EvalSpec,
         model=model,
         benchmark=benchmark,
-        split=split,
-        limit=limit,
         budgets=_int_list(budgets, "--budgets"),
-        wait=wait,
-        min_budget=min_budget,
-        samples=samples,
-        temperature=temperature,
-        top_p=top_p,
-        top_k=top_k,
-        min_p=min_p,
-        seeds=_int_list(seeds, "--seeds"),
-        answer_budget=answer_budget,
-        engine=engine,
-        tensor_parallel_size=tensor_parallel_size,
-        batch_size=batch_size,
-        dtype=dtype,
-        device=device,
-        think_open=think_open,
-        think_close=think_close,
-        label=label,
         out=out_dir,
         overwrite=overwrite,
+        trust_remote_code=trust_remote_code,
+        **given(split=split, limit=limit, wait=wait, min_budget=min_budget, samples=samples, temperature=temperature,
+                top_p=top_p, top_k=top_k, min_p=min_p, seeds=_int_list(seeds, "--seeds") if seeds else None,
+                answer_budget=answer_budget, engine=engine, tensor_parallel_size=tensor_parallel_size,
+                batch_size=batch_size, dtype=dtype, device=device, think_open=think_open, think_close=think_close,
+                label=label, grade_timeout=grade_timeout),
     )
     run = evaluate(spec, log=err.print, progress=err.is_terminal)
     summary = json.loads((run / "summary.json").read_text())

@@ -1,15 +1,36 @@
-"""Validated specifications (pydantic, ``extra="forbid"``): what the CLI, the API and study YAML accept.
+"""Validated specifications: one schema per concept, used by the CLI, the Python API and study YAML.
 
-Cross-field rules live here, once, so every entry point rejects the same bad inputs with the same
-messages. Constraints shared by several specs are reusable annotated types.
+Every option is declared once, with its default, its constraint and its help text, in one of the option
+groups below; the specs are compositions of those groups:
+
+* :class:`Calibration` — the data every calibrated method, allocation and layer score reads;
+* :class:`AllocationOptions` — how a global sparsity is spread over blocks (knobs of OWL, AlphaPruning,
+  LayerIF, a file);
+* :class:`UnstructuredOptions` / :class:`StructuredOptions` — one pruning method and its settings;
+* :class:`EvalOptions` — how to evaluate.
+
+A CLI command builds its spec from the options the user gave (the rest keep these defaults; a test
+checks every CLI option against its field), a study variant *is* :class:`UnstructuredOptions` or
+:class:`StructuredOptions` plus a name (a prune spec minus model, data and output), and cross-field rules
+run here, so every entry point rejects the same bad input with the same message before any model or
+data is loaded. ``extra="forbid"`` everywhere: a misspelled option is an error, never ignored.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from prunescale.errors import PrunescaleError
 
@@ -17,6 +38,12 @@ UNSTRUCTURED = ("magnitude", "wanda", "sparsegpt")
 STRUCTURED = ("shortgpt", "angular", "reverse", "random", "layers", "laco")
 ALLOCATIONS = ("uniform", "owl", "alpha", "layerif", "file")
 DTYPE_NAMES = ("auto", "fp32", "bf16", "fp16")
+ENGINES = ("hf", "vllm")
+# the options each method reads (beyond the sparsity pattern), and the knobs each allocation reads: an
+# option the user sets for a method or allocation that does not read it is an error, not ignored
+METHOD_OPTIONS = {"magnitude": (), "wanda": ("sequential",), "sparsegpt": ("sequential", "blocksize", "percdamp")}
+ALLOCATION_KNOBS = {"uniform": (), "file": (), "owl": ("owl_m", "owl_lambda"), "alpha": ("epsilon",),
+                    "layerif": ("epsilon", "layerif_data", "layerif_examples")}
 
 
 def parse_nm(text: str) -> tuple[int, int]:
@@ -31,6 +58,24 @@ def parse_nm(text: str) -> tuple[int, int]:
     return n, m
 
 
+def read_allocation_file(path: str) -> dict[str, float]:
+    """An allocation file's entries ({module name or block index: sparsity in [0, 1)}), checked for what
+    can be checked without the model; coverage and the mean are checked against the model later."""
+    p = Path(path).expanduser()
+    try:
+        raw = json.loads(p.read_text())
+    except FileNotFoundError:
+        raise ValueError(f"allocation file not found: {path}") from None
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+        raise ValueError(f"allocation file {path} is not valid JSON") from None
+    if not isinstance(raw, dict) or not raw:
+        raise ValueError(f"allocation file {path} must be a non-empty JSON object")
+    for key, value in raw.items():
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value < 1:
+            raise ValueError(f"allocation file {path}: {key!r} has sparsity {value!r}, outside [0, 1)")
+    return {k: float(v) for k, v in raw.items()}
+
+
 def _at_least(low: int) -> AfterValidator:
     def check(v: int | None) -> int | None:
         if v is not None and v < low:
@@ -40,74 +85,93 @@ def _at_least(low: int) -> AfterValidator:
     return AfterValidator(check)
 
 
-def _dtype(v: str) -> str:
-    if v not in DTYPE_NAMES:
-        raise ValueError(f"unknown dtype {v!r}; choose one of {', '.join(DTYPE_NAMES)}")
-    return v
+def _within(name: str, low: float, high: float | None = None, low_open: bool = False,
+            high_closed: bool = False) -> AfterValidator:
+    """A number from ``low`` (excluded with ``low_open``) up to ``high`` (included with ``high_closed``;
+    no upper end when None)."""
+    if high is None:
+        shown = f"{'>' if low_open else '≥'} {low}"
+    else:
+        shown = f"in {'(' if low_open else '['}{low}, {high}{']' if high_closed else ')'}"
+
+    def check(v: float | None) -> float | None:
+        if v is None:
+            return v
+        below = v <= low if low_open else v < low
+        above = high is not None and (v > high if high_closed else v >= high)
+        if below or above:
+            raise ValueError(f"{name} must be {shown}, got {v}")
+        return v
+
+    return AfterValidator(check)
 
 
-def _method(v: str) -> str:
-    if v not in UNSTRUCTURED + STRUCTURED:
-        raise ValueError(f"unknown method {v!r}; choose one of {', '.join(UNSTRUCTURED + STRUCTURED)}")
-    return v
+def _one_of(what: str, allowed: tuple[str, ...]) -> AfterValidator:
+    def check(v: str) -> str:
+        if v not in allowed:
+            raise ValueError(f"unknown {what} {v!r}; choose one of {', '.join(allowed)}")
+        return v
+
+    return AfterValidator(check)
 
 
 Positive = Annotated[int, _at_least(1)]
 NonNegative = Annotated[int, _at_least(0)]
 OptionalPositive = Annotated[int | None, _at_least(1)]
-DType = Annotated[str, AfterValidator(_dtype)]
-Method = Annotated[str, AfterValidator(_method)]
+DType = Annotated[str, _one_of("dtype", DTYPE_NAMES)]
 
 
-class PruneSpec(BaseModel):
-    """One unstructured pruning run."""
-
+class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    model: str
-    method: Method
-    sparsity: float | None = None
-    nm: str | None = None
-    allocation: str = "uniform"
-    owl_m: float = 5.0
-    owl_lambda: float = 0.08
-    epsilon: float = 0.3
-    layerif_data: str | None = None  # default: the model's embedded source (train vs held-out split)
-    layerif_examples: int = 32
-    group: str = "row"
-    calib: str | None = None  # default: the model's embedded default source
-    nsamples: Positive = 128
-    seqlen: Annotated[int | None, _at_least(2)] = None  # default: 128 for the tiny reasoner's source, else 512
-    seed: int = 0
-    device: str = "cpu"
-    dtype: DType = "auto"
-    sequential: bool = True
-    blocksize: Positive = 128
-    percdamp: float = 0.01
-    trust_remote_code: bool = False
-    out: Path
-    overwrite: bool = False
 
-    @field_validator("method")
-    @classmethod
-    def _unstructured(cls, v: str) -> str:
-        if v not in UNSTRUCTURED:
-            raise ValueError(f"{v} removes whole blocks: use --remove-layers or --match-sparsity")
-        return v
+def _changed(spec: BaseModel, names: set[str]) -> list[str]:
+    """Which of these fields differ from their defaults (an option set for a method or an allocation that
+    does not read it; a full dump of a spec, defaults included, passes)."""
+    fields = type(spec).model_fields
+    return sorted(n for n in names if getattr(spec, n) != fields[n].default)
 
-    @field_validator("sparsity")
-    @classmethod
-    def _sparsity(cls, v: float | None) -> float | None:
-        if v is not None and not 0 <= v < 1:
-            raise ValueError(f"sparsity must be in [0, 1), got {v}")
-        return v
 
-    @field_validator("nm")
-    @classmethod
-    def _nm(cls, v: str | None) -> str | None:
-        if v is not None:
-            parse_nm(v)
-        return v
+class Calibration(Strict):
+    """Calibration data (a study's ``calibration:`` section; ``--calib/--nsamples/--seqlen/--seed``)."""
+
+    source: str | None = Field(None, description="Calibration source: tiny, gsm8k, text:PATH, jsonl:PATH, "
+                               "prompts:tiny, traces:tiny (default: the model's embedded source).")
+    nsamples: OptionalPositive = Field(None, description="Calibration sequences (default 128 for pruning "
+                                       "statistics, 32 for layer scores and allocation previews).")
+    seqlen: Annotated[int | None, _at_least(2)] = Field(
+        None, description="Tokens per calibration sequence (default 128 for the tiny reasoner's source, else 512).")
+    seed: int = Field(0, description="Seed for calibration sampling.")
+
+    def samples(self, purpose: str) -> int:
+        """The number of sequences: as given, else the default for ``purpose`` (prune | scores)."""
+        return self.nsamples or {"prune": 128, "scores": 32}[purpose]
+
+
+class Device(Strict):
+    device: str = Field("cpu", description="Compute device: cpu, cuda, cuda:N.")
+    dtype: DType = Field("auto", description="auto | fp32 | bf16 | fp16.")
+
+
+class Output(Strict):
+    out: Path = Field(description="Output folder.")
+    overwrite: bool = Field(False, description="Replace a non-empty --out.")
+
+
+class AllocationOptions(Strict):
+    """How a global sparsity S is spread over blocks, with every allocation's knobs."""
+
+    allocation: str = Field("uniform", description="Layer-wise allocation of S: uniform | owl | alpha | layerif "
+                            "| file:PATH.")
+    owl_m: Annotated[float, _within("OWL's outlier threshold M", 0, low_open=True)] = Field(
+        5.0, description="OWL: outlier threshold M (scores > M × mean).")
+    owl_lambda: Annotated[float, _within("OWL's λ", 0, low_open=True)] = Field(
+        0.08, description="OWL: block sparsities range over [S − λ, S + λ] before rescaling to mean S.")
+    epsilon: Annotated[float, _within("ε", 0, 1, low_open=True)] = Field(
+        0.3, description="AlphaPruning / LayerIF: ratio range 1 ± ε.")
+    layerif_data: str | None = Field(None, description="LayerIF task data source (its train and held-out splits "
+                                     "are used; default: the model's embedded source).")
+    layerif_examples: Positive = Field(32, description="LayerIF: training examples (half as many held out).")
 
     @field_validator("allocation")
     @classmethod
@@ -115,6 +179,46 @@ class PruneSpec(BaseModel):
         kind, _, path = v.partition(":")
         if kind not in ALLOCATIONS or (kind == "file") != bool(path):
             raise ValueError(f"unknown allocation {v!r}; choose one of uniform, owl, alpha, layerif, file:PATH")
+        if kind == "file":
+            read_allocation_file(path)  # a missing or malformed file is found before anything loads
+        return v
+
+    @property
+    def allocation_kind(self) -> str:
+        return self.allocation.split(":", 1)[0]
+
+    def check_knobs(self, sparsity: float | None) -> None:
+        """Knobs belong to their allocation, and OWL's λ fits the target sparsity."""
+        knobs = {k for ks in ALLOCATION_KNOBS.values() for k in ks}
+        stray = _changed(self, knobs - set(ALLOCATION_KNOBS[self.allocation_kind]))
+        if stray:
+            raise ValueError(f"{stray[0]} is not a knob of allocation {self.allocation_kind!r}")
+        if self.allocation == "owl" and sparsity is not None and (
+                not self.owl_lambda < sparsity or sparsity + self.owl_lambda >= 1):
+            raise ValueError(f"OWL needs 0 < λ < S and S + λ < 1 (S={sparsity}, λ={self.owl_lambda})")
+
+
+class UnstructuredOptions(AllocationOptions):
+    """One unstructured pruning method and its settings (a study variant of this kind, minus its name)."""
+
+    method: Annotated[str, _one_of("method", UNSTRUCTURED)] = Field(
+        description="magnitude | wanda | sparsegpt.")
+    sparsity: Annotated[float | None, _within("sparsity", 0, 1)] = Field(
+        None, description="Target global sparsity S in [0, 1).")
+    nm: str | None = Field(None, description="N:M pattern instead of a sparsity, e.g. 2:4.")
+    group: str = Field("row", description="Magnitude comparison group: row | matrix.")
+    sequential: bool = Field(True, description="Wanda: statistics from inputs through already-pruned blocks "
+                             "(off: from the dense model, as OWL's shared pass). SparseGPT: also prune q,k,v → o "
+                             "→ gate,up → down in order.")
+    blocksize: Positive = Field(128, description="SparseGPT: columns per lazy-update block.")
+    percdamp: Annotated[float, _within("percdamp", 0, 1, low_open=True)] = Field(
+        0.01, description="SparseGPT: Hessian damping as a fraction of its mean diagonal.")
+
+    @field_validator("nm")
+    @classmethod
+    def _nm(cls, v: str | None) -> str | None:
+        if v is not None:
+            parse_nm(v)
         return v
 
     @field_validator("group")
@@ -124,71 +228,47 @@ class PruneSpec(BaseModel):
             raise ValueError(f"comparison group must be row or matrix, got {v!r}")
         return v
 
-    @field_validator("percdamp")
-    @classmethod
-    def _percdamp(cls, v: float) -> float:
-        if not 0 < v < 1:
-            raise ValueError(f"percdamp must be in (0, 1), got {v}")
-        return v
-
     @model_validator(mode="after")
-    def _cross(self) -> PruneSpec:
+    def _cross(self) -> UnstructuredOptions:
         if (self.sparsity is None) == (self.nm is None):
             raise ValueError("give exactly one of sparsity (--sparsity) or an N:M pattern (--nm)")
         if self.nm is not None and self.allocation != "uniform":
             raise ValueError("an N:M pattern fixes the sparsity of every layer; it cannot take an allocation")
-        if self.allocation == "owl" and self.sparsity is not None:
-            if not 0 < self.owl_lambda < self.sparsity or self.sparsity + self.owl_lambda >= 1:
-                raise ValueError(f"OWL needs 0 < λ < S and S + λ < 1 (S={self.sparsity}, λ={self.owl_lambda})")
-            if self.owl_m <= 0:
-                raise ValueError(f"OWL's outlier threshold M must be > 0, got {self.owl_m}")
-        if not 0 < self.epsilon < 1:
-            raise ValueError(f"ε must be in (0, 1), got {self.epsilon}")
+        self.check_knobs(self.sparsity)
+        options = {k for ks in METHOD_OPTIONS.values() for k in ks}
+        stray = _changed(self, options - set(METHOD_OPTIONS[self.method]))
+        if stray:
+            raise ValueError(f"{stray[0]} is not an option of {self.method}")
         if self.group == "matrix" and self.method != "magnitude":
             raise ValueError(f"the per-matrix comparison group is for magnitude only; {self.method} prunes per row")
         return self
 
     @property
+    def kind(self) -> str:
+        return "unstructured"
+
+    @property
     def nm_tuple(self) -> tuple[int, int] | None:
         return parse_nm(self.nm) if self.nm else None
 
+    def method_options(self) -> dict[str, Any]:
+        """The options the method's kernel takes, by name."""
+        return {k: getattr(self, k) for k in METHOD_OPTIONS[self.method]}
 
-class StructuredSpec(BaseModel):
-    """One layer-removal run: a rule and how many blocks (a count, a matched fraction, or indices)."""
 
-    model_config = ConfigDict(extra="forbid")
+class StructuredOptions(Strict):
+    """One layer-removal rule and how many blocks: a count, a matched fraction, or indices."""
 
-    model: str
-    method: Method
-    remove_layers: OptionalPositive = None
-    match_sparsity: float | None = None
-    layers: list[int] | None = None
-    keep_last: bool = False
-    laco_threshold: float = 0.9
-    laco_span: Positive = 1
-    calib: str | None = None
-    nsamples: Positive = 32
-    seqlen: Annotated[int | None, _at_least(2)] = None
-    seed: int = 0
-    device: str = "cpu"
-    dtype: DType = "auto"
-    trust_remote_code: bool = False
-    out: Path
-    overwrite: bool = False
-
-    @field_validator("method")
-    @classmethod
-    def _structured(cls, v: str) -> str:
-        if v not in STRUCTURED:
-            raise ValueError(f"{v} is unstructured: use --sparsity or --nm, not layer-removal options")
-        return v
-
-    @field_validator("match_sparsity")
-    @classmethod
-    def _match(cls, v: float | None) -> float | None:
-        if v is not None and not 0 < v < 1:
-            raise ValueError(f"match-sparsity must be in (0, 1), got {v}")
-        return v
+    method: Annotated[str, _one_of("layer-removal method", STRUCTURED)] = Field(
+        description="shortgpt | angular | reverse | random | layers | laco.")
+    remove_layers: OptionalPositive = Field(None, description="Number of blocks to remove.")
+    match_sparsity: Annotated[float | None, _within("match-sparsity", 0, 1, low_open=True)] = Field(
+        None, description="Remove the block count whose parameter fraction is closest to this.")
+    layers: list[int] | None = Field(None, description="Method 'layers': block indices, e.g. 3,7,12.")
+    keep_last: bool = Field(False, description="Method 'reverse': never remove the last block.")
+    laco_threshold: Annotated[float, _within("LaCo threshold", 0, 1, low_open=True, high_closed=True)] = Field(
+        0.9, description="LaCo: minimum cosine similarity to keep a merge.")
+    laco_span: Positive = Field(1, description="LaCo: following blocks folded into a block per merge.")
 
     @field_validator("layers")
     @classmethod
@@ -202,15 +282,8 @@ class StructuredSpec(BaseModel):
                 raise ValueError(f"block indices repeat: {v}")
         return v
 
-    @field_validator("laco_threshold")
-    @classmethod
-    def _threshold(cls, v: float) -> float:
-        if not 0 < v <= 1:
-            raise ValueError(f"LaCo threshold must be in (0, 1], got {v}")
-        return v
-
     @model_validator(mode="after")
-    def _cross(self) -> StructuredSpec:
+    def _cross(self) -> StructuredOptions:
         given = sum(x is not None for x in (self.remove_layers, self.match_sparsity, self.layers))
         if self.method == "layers":
             if self.layers is None or given != 1:
@@ -221,31 +294,66 @@ class StructuredSpec(BaseModel):
             raise ValueError("give exactly one of --remove-layers N or --match-sparsity S")
         return self
 
+    @property
+    def kind(self) -> str:
+        return "structured"
 
-class EvalOptions(BaseModel):
-    """How to evaluate (shared by one eval run and a study's ``eval:`` section)."""
 
-    model_config = ConfigDict(extra="forbid")
+class ModelInput(Strict):
+    model: str = Field(description="Embedded name, HF folder, .gguf file or hub id.")
+    trust_remote_code: bool = Field(False, description="Allow model folders to run their own code.")
 
-    split: str = "test"
-    limit: OptionalPositive = None
-    budgets: list[int]
-    wait: NonNegative = 0
-    min_budget: NonNegative = 0
-    samples: Positive = 1
-    temperature: float = 0.0
-    top_p: float = 1.0
-    top_k: NonNegative = 0  # 0: off
-    min_p: float = 0.0  # 0: off
-    seeds: list[int] = [0]
-    answer_budget: Positive = 64
-    engine: str = "hf"
-    tensor_parallel_size: Positive = 1
-    batch_size: Positive = 32
-    dtype: DType = "auto"
-    device: str = "cpu"
-    think_open: str | None = None  # override the model's thinking markers (both or neither)
-    think_close: str | None = None
+
+class PruneSpec(UnstructuredOptions, ModelInput, Device, Output):
+    """One unstructured pruning run."""
+
+    calibration: Calibration = Calibration()
+
+
+class StructuredSpec(StructuredOptions, ModelInput, Device, Output):
+    """One layer-removal run."""
+
+    calibration: Calibration = Calibration()
+
+
+class AllocationSpec(AllocationOptions, ModelInput, Device):
+    """The per-block sparsities an allocation gives a model (``prunescale allocation``)."""
+
+    sparsity: Annotated[float, _within("sparsity", 0, 1)] = Field(description="Target global sparsity S in [0, 1).")
+    calibration: Calibration = Calibration()
+
+    @model_validator(mode="after")
+    def _cross(self) -> AllocationSpec:
+        self.check_knobs(self.sparsity)
+        return self
+
+
+class EvalOptions(Device):
+    """How to evaluate (one eval run, and a study's ``eval:`` section)."""
+
+    split: str = Field("test", description="Benchmark split.")
+    limit: OptionalPositive = Field(None, description="Use the first K items.")
+    budgets: list[int] = Field(description="Thinking budgets in tokens, e.g. 0,16,64,256 (0 = no thinking); "
+                               "any order, kept sorted.")
+    wait: NonNegative = Field(0, description="Force K 'Wait' extensions after natural ends.")
+    min_budget: NonNegative = Field(0, description="Extend with 'Wait' until at least B thinking tokens.")
+    samples: Positive = Field(1, description="Samples per item and seed (needs a temperature > 0).")
+    temperature: Annotated[float, _within("temperature", 0)] = Field(0.0, description="0 = greedy.")
+    top_p: Annotated[float, _within("top-p", 0, 1, low_open=True, high_closed=True)] = Field(
+        1.0, description="Nucleus sampling mass.")
+    top_k: NonNegative = Field(0, description="Sample among the K most likely tokens (0 = off; Qwen3's card: "
+                               "20).")
+    min_p: Annotated[float, _within("min-p", 0, 1)] = Field(
+        0.0, description="Drop tokens below P × the top probability (0 = off).")
+    seeds: list[int] = Field([0], description="Seeds, e.g. 7,11,42.")
+    answer_budget: Positive = Field(64, description="Tokens for the answer after thinking.")
+    engine: Annotated[str, _one_of("engine", ENGINES)] = Field("hf", description="hf | vllm.")
+    tensor_parallel_size: Positive = Field(1, description="vllm: GPUs per model (tensor parallel).")
+    batch_size: Positive = Field(32, description="Rows decoded together by the hf engine (one trajectory's "
+                                 "answers to all budgets share a row); a finished row is replaced by a waiting one.")
+    think_open: str | None = Field(None, description="Override the thinking opener, e.g. '<|im_start|>think' (s1's "
+                                   "markers select the whole s1 format). Default: the model's family.")
+    think_close: str | None = Field(None, description="Override the thinking closer, e.g. '<|im_start|>answer'.")
 
     @field_validator("budgets")
     @classmethod
@@ -258,27 +366,6 @@ class EvalOptions(BaseModel):
             raise ValueError(f"budgets repeat: {v}")
         return sorted(v)
 
-    @field_validator("temperature")
-    @classmethod
-    def _temperature(cls, v: float) -> float:
-        if v < 0:
-            raise ValueError(f"temperature must be ≥ 0, got {v}")
-        return v
-
-    @field_validator("top_p")
-    @classmethod
-    def _top_p(cls, v: float) -> float:
-        if not 0 < v <= 1:
-            raise ValueError(f"top-p must be in (0, 1], got {v}")
-        return v
-
-    @field_validator("min_p")
-    @classmethod
-    def _min_p(cls, v: float) -> float:
-        if not 0 <= v < 1:
-            raise ValueError(f"min-p must be in [0, 1), got {v}")
-        return v
-
     @field_validator("seeds")
     @classmethod
     def _seeds(cls, v: list[int]) -> list[int]:
@@ -286,15 +373,8 @@ class EvalOptions(BaseModel):
             raise ValueError(f"seeds must be distinct and at least one, got {v}")
         return v
 
-    @field_validator("engine")
-    @classmethod
-    def _engine(cls, v: str) -> str:
-        if v not in ("hf", "vllm"):
-            raise ValueError(f"unknown engine {v!r}; choose hf or vllm")
-        return v
-
     @model_validator(mode="after")
-    def _greedy(self) -> EvalOptions:
+    def _cross(self) -> EvalOptions:
         if self.temperature == 0 and self.samples > 1:
             raise ValueError("greedy decoding (temperature 0) gives identical samples: use --temperature > 0 "
                              "for --samples > 1")
@@ -303,24 +383,29 @@ class EvalOptions(BaseModel):
         return self
 
 
-class EvalSpec(EvalOptions):
+class EvalSpec(EvalOptions, ModelInput, Output):
     """One evaluation: a model on a benchmark over budgets × seeds × samples."""
 
-    model: str
-    benchmark: str
-    label: str | None = None
-    grade_timeout: float = 5.0
-    trust_remote_code: bool = False
-    out: Path
-    overwrite: bool = False
+    overwrite: bool = Field(False, description="Replace a run folder holding a different run (the same run resumes).")
+    benchmark: str = Field(description="tiny | gsm8k | math500 | aime24 | amc23 | gpqa_diamond | jsonl:PATH.")
+    label: str | None = Field(None, description="Variant name recorded in samples.jsonl.")
+    grade_timeout: Annotated[float, _within("grade timeout", 0, low_open=True)] = Field(
+        5.0, description="Seconds one answer's grading may take.")
 
 
-def validated(cls: type[BaseModel], **fields: object) -> BaseModel:
+def one_line(exc: ValidationError, prefix: str = "", hidden: tuple[str, ...] = ()) -> str:
+    """Pydantic's first error as one user-facing line naming where it is (``hidden``: location parts that
+    are pydantic's own, such as the tags of a discriminated union)."""
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first["loc"] if str(p) not in hidden)
+    msg = first["msg"].removeprefix("Value error, ")
+    text = f"{where}: {msg}" if where else msg
+    return f"{prefix}{text}"
+
+
+def validated(cls: type[BaseModel], **fields: object) -> Any:
     """Build a spec, turning pydantic's multi-line report into one user-facing line."""
     try:
         return cls(**fields)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        msg = first["msg"].removeprefix("Value error, ")
-        raise PrunescaleError(f"{where}: {msg}" if where else msg) from None
+        raise PrunescaleError(one_line(exc)) from None

@@ -37,7 +37,7 @@ from prunescale.models.registry import package_file
 
 
 @dataclass
-class Calibration:
+class CalibrationSet:
     samples: list[torch.Tensor]
     spec: dict  # source, split, nsamples, seqlen, seed, tokens — recorded in manifests
 
@@ -174,7 +174,7 @@ def load_calibration(
     seed: int = 0,
     split: str = "train",
     model: PreTrainedModel | None = None,
-) -> Calibration:
+) -> CalibrationSet:
     """Token sequences from a named source (see the module docstring), deterministic in ``seed``."""
     if nsamples < 1 or seqlen < 2:
         raise PrunescaleError(f"calibration needs nsamples ≥ 1 and seqlen ≥ 2 (got {nsamples}, {seqlen})")
@@ -206,7 +206,7 @@ def load_calibration(
     else:
         known = ", ".join([*DOCUMENTS, "text:PATH", "jsonl:PATH", "prompts:tiny", "traces:tiny"])
         raise PrunescaleError(f"unknown calibration source {source!r}; use one of {known}")
-    cal = Calibration(samples, spec)
+    cal = CalibrationSet(samples, spec)
     cal.spec["tokens"] = cal.tokens
     return cal
 

@@ -87,39 +87,17 @@ def eval_done(d: Path) -> bool:
 
 
 def _prune(spec: StudySpec, v: Variant, folder: Path, log: Callable[[str], None]) -> None:
+    """Prune one variant: its options as the variant gives them (the rest keep the schema's defaults), with
+    the study's model, calibration, device and dtype."""
     from prunescale.api import prune, prune_structured
     from prunescale.config import PruneSpec, StructuredSpec, validated
 
-    cal = spec.calibration
-    common = dict(
-        model=spec.model,
-        method=v.method,
-        calib=cal.source,
-        nsamples=cal.nsamples,
-        seqlen=cal.seqlen,
-        seed=cal.seed,
-        device=spec.device,
-        dtype=spec.dtype,
-        out=folder,
-        overwrite=True,
-    )
+    options = v.model_dump(exclude={"name"}, exclude_unset=True) | {"method": v.method}
+    s = validated(StructuredSpec if v.kind == "structured" else PruneSpec, **options, model=spec.model,
+                  calibration=spec.calibration, device=spec.device, dtype=spec.dtype, out=folder, overwrite=True)
     if v.kind == "structured":
-        s = validated(
-            StructuredSpec, **common, remove_layers=v.remove_layers, match_sparsity=v.match_sparsity, layers=v.layers
-        )
         prune_structured(s, log=log)
     else:
-        s = validated(
-            PruneSpec,
-            **common,
-            sparsity=v.sparsity,
-            nm=v.nm,
-            allocation=v.allocation,
-            owl_m=v.owl_m,
-            owl_lambda=v.owl_lambda,
-            epsilon=v.epsilon,
-            sequential=v.sequential,
-        )
         prune(s, log=log, progress=False)
 
 
@@ -127,8 +105,7 @@ def _evaluate(spec: StudySpec, model: str, v: Variant, bench: str, folder: Path,
     from prunescale.api import evaluate
     from prunescale.config import EvalSpec, validated
 
-    options = spec.eval.model_dump(exclude={"benchmarks"})  # every eval option, as the study gives it
-    es = validated(EvalSpec, **options, model=model, benchmark=bench, label=v.name, out=folder)
+    es = validated(EvalSpec, **spec.eval.options(), model=model, benchmark=bench, label=v.name, out=folder)
     evaluate(es, log=log, progress=False)
 
 

@@ -1,19 +1,33 @@
 """A study: one YAML that names the model, the pruned variants and how to evaluate them.
 
-Validated with pydantic (``extra="forbid"`` everywhere) so a typo is an error that names its YAML path,
-never a silently ignored key. Variants can be listed one by one and/or generated from a grid.
+A variant is a prune spec minus its model, data and output: :class:`~prunescale.config.UnstructuredOptions`
+or :class:`~prunescale.config.StructuredOptions` with a name (or ``dense``), so a study accepts exactly
+the options ``prunescale prune`` does, with the same defaults and checks. ``calibration:`` is
+:class:`~prunescale.config.Calibration` and ``eval:`` is :class:`~prunescale.config.EvalOptions` plus the
+benchmarks. Everything, the grid's variants included, is validated when the YAML is read; an error names
+its YAML path.
 """
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, Discriminator, Tag, ValidationError, field_validator, model_validator
 
-from prunescale.config import STRUCTURED, UNSTRUCTURED, EvalOptions
+from prunescale.config import (
+    METHOD_OPTIONS,
+    STRUCTURED,
+    Calibration,
+    DType,
+    EvalOptions,
+    Strict,
+    StructuredOptions,
+    UnstructuredOptions,
+    one_line,
+)
 from prunescale.errors import PrunescaleError
 
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
@@ -29,77 +43,61 @@ def _safe_name(v: str) -> str:
 SafeName = Annotated[str, AfterValidator(_safe_name)]
 
 
-class Calibration(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    source: str | None = None
-    nsamples: int = 64
-    seqlen: int | None = None
-    seed: int = 0
-
-
-class Variant(BaseModel):
-    """One model variant: ``dense``, an unstructured method, or a layer-removal rule."""
-
-    model_config = ConfigDict(extra="forbid")
+class DenseVariant(Strict):
     name: SafeName
-    method: str = "dense"
-    sparsity: float | None = None
-    nm: str | None = None
-    allocation: str = "uniform"
-    owl_m: float = 5.0
-    owl_lambda: float = 0.08
-    epsilon: float = 0.3
-    sequential: bool = True  # Wanda: False = dense-model statistics (what OWL's single pass gives)
-    remove_layers: int | None = None
-    match_sparsity: float | None = None
-    layers: list[int] | None = None
-
-    @field_validator("method")
-    @classmethod
-    def _method(cls, v: str) -> str:
-        if v != "dense" and v not in UNSTRUCTURED + STRUCTURED:
-            raise ValueError(f"unknown method {v!r}; choose dense, {', '.join(UNSTRUCTURED + STRUCTURED)}")
-        return v
+    method: Literal["dense"] = "dense"
 
     @property
     def kind(self) -> str:
-        return "dense" if self.method == "dense" else ("structured" if self.method in STRUCTURED else "unstructured")
+        return "dense"
 
 
-class UnstructuredGrid(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class UnstructuredVariant(UnstructuredOptions):
+    name: SafeName
+
+
+class StructuredVariant(StructuredOptions):
+    name: SafeName
+
+
+VARIANT_KINDS = ("dense", "unstructured", "structured")
+
+
+def _variant_kind(v: object) -> str:
+    method = v.get("method", "dense") if isinstance(v, dict) else getattr(v, "method", "dense")
+    return "dense" if method == "dense" else "structured" if method in STRUCTURED else "unstructured"
+
+
+Variant = Annotated[
+    Annotated[DenseVariant, Tag("dense")]
+    | Annotated[UnstructuredVariant, Tag("unstructured")]
+    | Annotated[StructuredVariant, Tag("structured")],
+    Discriminator(_variant_kind),
+]
+
+
+class UnstructuredGrid(Strict):
     methods: list[str]
     allocations: list[str] = ["uniform"]
     sparsities: list[float]
     sequential: bool = True
 
 
-class StructuredGrid(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class StructuredGrid(Strict):
     methods: list[str]
     remove_layers: list[int] = []
     match_sparsity: list[float] = []
 
 
-class Grid(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class Grid(Strict):
     unstructured: UnstructuredGrid | None = None
     structured: StructuredGrid | None = None
 
 
 class EvalSettings(EvalOptions):
-    """A study's ``eval:`` section: the run options plus the benchmarks (budgets strictly increasing)."""
+    """A study's ``eval:`` section: the run options plus the benchmarks."""
 
     benchmarks: list[str]
-
-    @field_validator("budgets")
-    @classmethod
-    def _budgets(cls, v: list[int]) -> list[int]:
-        if not v:
-            raise ValueError("give at least one budget")
-        if any(b < 0 for b in v) or any(b >= c for b, c in zip(v, v[1:])):
-            raise ValueError(f"budgets must be non-negative and strictly increasing, got {v}")
-        return v
 
     @field_validator("benchmarks")
     @classmethod
@@ -108,12 +106,15 @@ class EvalSettings(EvalOptions):
             raise ValueError("give at least one benchmark")
         return v
 
+    def options(self) -> dict:
+        """The eval options of one (variant, benchmark) run."""
+        return self.model_dump(exclude={"benchmarks"})
 
-class StudySpec(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+
+class StudySpec(Strict):
     name: SafeName
     model: str
-    dtype: str = "auto"
+    dtype: DType = "auto"
     device: str = "cpu"
     calibration: Calibration = Calibration()
     tuning_split: str = "validation"  # where any tuned knob was chosen; reported, never the eval split
@@ -128,31 +129,35 @@ class StudySpec(BaseModel):
             raise ValueError(f"tuning_split and eval.split are both {self.eval.split!r}: never tune on reported items")
         return self
 
+    def expand(self) -> list[DenseVariant | UnstructuredVariant | StructuredVariant]:
+        """The full list of variants: dense (unless excluded), the explicit ones, then the grid's."""
+        out: list = []
+        if self.include_dense and not any(v.kind == "dense" for v in self.variants):
+            out.append(DenseVariant(name="dense"))
+        out += self.variants
+        g = self.grid
+        if g and g.unstructured:
+            for m in g.unstructured.methods:  # `sequential` goes to the methods that read it
+                seq = {"sequential": g.unstructured.sequential} if "sequential" in METHOD_OPTIONS.get(m, ()) else {}
+                for a in g.unstructured.allocations:
+                    for s in g.unstructured.sparsities:
+                        out.append(UnstructuredVariant(name=f"{m}-{round(100 * s)}-{a}", method=m, sparsity=s,
+                                                       allocation=a, **seq))
+        if g and g.structured:
+            for m in g.structured.methods:
+                for n in g.structured.remove_layers:
+                    out.append(StructuredVariant(name=f"{m}-remove{n}", method=m, remove_layers=n))
+                for s in g.structured.match_sparsity:
+                    out.append(StructuredVariant(name=f"{m}-match{round(100 * s)}", method=m, match_sparsity=s))
+        return out
 
-def _variant_name(method: str, **kw: object) -> str:
-    parts = [method] + [f"{k}{v}" for k, v in kw.items() if v is not None]
-    return "-".join(str(p).replace("0.", "").replace(".", "") for p in parts)
 
-
-def expand(spec: StudySpec) -> list[Variant]:
-    """The full list of variants: dense (unless excluded), the explicit ones, then the grid's."""
-    out: list[Variant] = []
-    if spec.include_dense and not any(v.method == "dense" for v in spec.variants):
-        out.append(Variant(name="dense"))
-    out += spec.variants
-    g = spec.grid
-    if g and g.unstructured:
-        for m in g.unstructured.methods:
-            for a in g.unstructured.allocations:
-                for s in g.unstructured.sparsities:
-                    out.append(Variant(name=f"{m}-{round(100 * s)}-{a}", method=m, sparsity=s, allocation=a,
-                                       sequential=g.unstructured.sequential))
-    if g and g.structured:
-        for m in g.structured.methods:
-            for n in g.structured.remove_layers:
-                out.append(Variant(name=f"{m}-remove{n}", method=m, remove_layers=n))
-            for s in g.structured.match_sparsity:
-                out.append(Variant(name=f"{m}-match{round(100 * s)}", method=m, match_sparsity=s))
+def expand(spec: StudySpec) -> list[DenseVariant | UnstructuredVariant | StructuredVariant]:
+    """The study's variants (checked: at least one, names unique)."""
+    try:
+        out = spec.expand()
+    except ValidationError as exc:
+        raise PrunescaleError(one_line(exc, "grid: ")) from None
     if not out:
         raise PrunescaleError("the study has no variants (empty grid and no variants listed)")
     names = [v.name for v in out]
@@ -175,9 +180,12 @@ def load_spec(path: Path) -> StudySpec:
     if not isinstance(raw, dict):
         raise PrunescaleError(f"{path}: a study spec is a YAML mapping")
     try:
-        return StudySpec(**raw)
+        spec = StudySpec(**raw)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        msg = first["msg"].removeprefix("Value error, ")
-        raise PrunescaleError(f"{path}: {where}: {msg}") from None
+        raise PrunescaleError(one_line(exc, f"{path}: ", VARIANT_KINDS)) from None
+    try:
+        expand(spec)  # the grid's variants are checked now, not when the study reaches them
+    except PrunescaleError as exc:
+        raise PrunescaleError(f"{path}: {exc}") from None
+    return spec
+

@@ -27,29 +27,12 @@ from prunescale.tts.stats import bootstrap_ci
 
 SAMPLES, SUMMARY, SPEC = "samples.jsonl", "summary.json", "spec.json"
 PROTOCOL = 2  # bump when what a sample means changes (2: literal boundary, per-family formats, cue-free grading)
-RESUMABLE = (
-    "model",
-    "benchmark",
-    "split",
-    "limit",
-    "budgets",
-    "wait",
-    "min_budget",
-    "samples",
-    "temperature",
-    "top_p",
-    "top_k",
-    "min_p",
-    "seeds",
-    "answer_budget",
-    "think_open",
-    "think_close",
-    "label",
-)
+NOT_IN_KEY = ("out", "overwrite")  # where a run is written and whether to replace it; everything else may change a
+# sample (engine, dtype, device, batch size through numerics; grade_timeout through a grade), so it is in the key
 
 
 def spec_key(spec: EvalSpec) -> str:
-    fields = {k: getattr(spec, k) for k in RESUMABLE} | {"protocol": PROTOCOL}
+    fields = spec.model_dump(mode="json", exclude=set(NOT_IN_KEY)) | {"protocol": PROTOCOL}
     return hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -70,18 +53,28 @@ def read_samples(path: Path) -> list[dict]:
     return rows
 
 
-def prepare_run_dir(spec: EvalSpec) -> tuple[Path, set[tuple]]:
-    """Create or resume the run folder; returns it and the (item, seed, sample) groups already done."""
+def check_run_dir(spec: EvalSpec) -> None:
+    """Refuse an ``out`` that cannot hold this run (before any model loads): a file, a folder holding
+    something else, or another run (unless ``overwrite``)."""
     out = Path(spec.out)
-    key = spec_key(spec)
     if out.exists() and not out.is_dir():
         raise PrunescaleError(f"--out {out} exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()):
+    if out.is_dir() and any(out.iterdir()) and not spec.overwrite:
         previous = json.loads((out / SPEC).read_text()).get("key") if (out / SPEC).exists() else None
-        if spec.overwrite:
-            shutil.rmtree(out)
-        elif previous != key:
+        if previous is None:
+            raise PrunescaleError(f"--out {out} is not empty and holds no prunescale run (no {SPEC}); choose another "
+                                  "folder or pass --overwrite to replace it")
+        if previous != spec_key(spec):
             raise PrunescaleError(f"--out {out} holds a different run; pass --overwrite to replace it")
+
+
+def prepare_run_dir(spec: EvalSpec) -> tuple[Path, set[tuple]]:
+    """Create or resume the run folder; returns it and the (item, seed, sample) groups already done."""
+    check_run_dir(spec)
+    out = Path(spec.out)
+    key = spec_key(spec)
+    if spec.overwrite and out.is_dir() and any(out.iterdir()):
+        shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / SPEC).write_text(json.dumps({"key": key, **json.loads(spec.model_dump_json())}, indent=1) + "\n")
     rows = read_samples(out / SAMPLES)

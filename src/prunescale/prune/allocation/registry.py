@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from prunescale.config import AllocationOptions, read_allocation_file
 from prunescale.errors import PrunescaleError
 from prunescale.models.anatomy import decoder_blocks, prunable_linears
 from prunescale.prune.allocation.allocate import (
@@ -35,9 +36,7 @@ class AllocationContext:
     target: float
     samples: Sequence[torch.Tensor] = ()
     device: str = "cpu"
-    owl_m: float = 5.0
-    owl_lambda: float = 0.08
-    epsilon: float = 0.3
+    knobs: AllocationOptions = field(default_factory=AllocationOptions)  # OWL's M and λ, ε (their defaults)
     file: str | None = None
     influence_data: tuple[Sequence[torch.Tensor], Sequence[torch.Tensor]] | None = None  # (train, validation)
     influence_key: str = ""  # describes influence_data for the cache key
@@ -126,10 +125,8 @@ def block_alphas(model: nn.Module, cache: Path | None = None) -> list[float]:
 @allocator("alpha")
 def alpha(ctx: AllocationContext) -> Allocation:
     """AlphaPruning: higher α (lighter spectral tail, less trained) → more pruning; data-free."""
-    if not 0 < ctx.epsilon < 1:
-        raise PrunescaleError(f"ε must be in (0, 1), got {ctx.epsilon}")
     alphas = block_alphas(ctx.model, ctx.cache)
-    ratios = linear_ratios(alphas, ctx.epsilon, higher_prunes_more=True)
+    ratios = linear_ratios(alphas, ctx.knobs.epsilon, higher_prunes_more=True)
     per_block = rescale_to_mean(ratios, block_weights(ctx.model), ctx.target)
     return _finish(ctx, per_block, scores={"alpha": alphas})
 
@@ -139,8 +136,6 @@ def layerif(ctx: AllocationContext) -> Allocation:
     """LayerIF: blocks with a larger sum of positive influences are pruned more (data: train/held-out)."""
     from prunescale.prune.allocation.layerif import layer_influence
 
-    if not 0 < ctx.epsilon < 1:
-        raise PrunescaleError(f"ε must be in (0, 1), got {ctx.epsilon}")
     if ctx.influence_data is None:
         raise PrunescaleError("LayerIF needs task data (train and held-out examples)")
     key = f"{_weights_hash(ctx.model)}-{hashlib.sha256(ctx.influence_key.encode()).hexdigest()[:12]}-layerif-v1"
@@ -152,7 +147,7 @@ def layerif(ctx: AllocationContext) -> Allocation:
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps({"block_score": scores, "data": ctx.influence_key}))
-    ratios = linear_ratios(scores, ctx.epsilon, higher_prunes_more=True)
+    ratios = linear_ratios(scores, ctx.knobs.epsilon, higher_prunes_more=True)
     per_block = rescale_to_mean(ratios, block_weights(ctx.model), ctx.target)
     return _finish(ctx, per_block, scores={"influence": scores})
 
@@ -169,8 +164,8 @@ def owl(ctx: AllocationContext) -> Allocation:
     by_block: dict[int, list[torch.Tensor]] = {}
     for name, block in module_blocks(ctx.model).items():
         by_block.setdefault(block, []).append(wanda_scores(lin[name].weight, norms[name]))
-    ratios = [outlier_ratio(scores, ctx.owl_m) for _, scores in sorted(by_block.items())]
-    per_block = owl_sparsities(ratios, ctx.target, ctx.owl_lambda, block_weights(ctx.model))
+    ratios = [outlier_ratio(scores, ctx.knobs.owl_m) for _, scores in sorted(by_block.items())]
+    per_block = owl_sparsities(ratios, ctx.target, ctx.knobs.owl_lambda, block_weights(ctx.model))
     if min(per_block) < 0 or max(per_block) > MAX_SPARSITY:
         raise PrunescaleError(f"OWL sparsities leave [0, {MAX_SPARSITY}]: lower λ")
     return _finish(ctx, per_block, scores={"outlier_ratio": ratios}, input_norms=norms, block_forwards=forwards)
@@ -181,21 +176,14 @@ def from_file(ctx: AllocationContext) -> Allocation:
     """A JSON object {module name or block index: sparsity}, checked for coverage, range and mean."""
     if not ctx.file:
         raise PrunescaleError("allocation file: give it as --allocation file:PATH")
-    path = Path(ctx.file).expanduser()
     try:
-        raw = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise PrunescaleError(f"allocation file not found: {ctx.file}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise PrunescaleError(f"allocation file {ctx.file} is not valid JSON") from exc
-    if not isinstance(raw, dict) or not raw:
-        raise PrunescaleError(f"allocation file {ctx.file} must be a non-empty JSON object")
+        raw = read_allocation_file(ctx.file)  # the model-free checks, also run when the spec is validated
+    except ValueError as exc:
+        raise PrunescaleError(str(exc)) from None
     modules = module_blocks(ctx.model)
     n_blocks = len(decoder_blocks(ctx.model).layers)
     sparsity: dict[str, float] = {}
     for key, value in raw.items():
-        if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value < 1:
-            raise PrunescaleError(f"allocation file: {key!r} has sparsity {value!r}, outside [0, 1)")
         if key.isdigit():
             if int(key) >= n_blocks:
                 raise PrunescaleError(f"allocation file: block {key} does not exist (0..{n_blocks - 1})")
