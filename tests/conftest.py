@@ -8,9 +8,12 @@ from pathlib import Path
 import pytest
 import torch
 
+from prunescale import plugins
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach a hub
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 torch.set_num_threads(min(2, torch.get_num_threads()))
+plugins.load()  # the tiny reasoner's benchmark, item kind and calibration sources, as the CLI has them
 
 ARCHS = ("llama", "qwen2", "qwen3")
 

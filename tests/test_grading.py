@@ -7,7 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from prunescale.tts.benchmarks import Item
+from prunescale.tts.forcing import BudgetResult
 from prunescale.tts.grading import Grader, extract_letter, extract_math, last_boxed
+from prunescale.tts.kinds import KINDS
+from prunescale.tts.metrics import maj_at_k
+from prunescale.tts.run import grade
 
 CASES = json.loads((Path(__file__).parent / "data" / "grading_cases.json").read_text())
 
@@ -22,6 +27,17 @@ def test_enough_cases():
     assert len(CASES) >= 60
 
 
+def _item(case) -> Item:
+    choices = ("w", "x", "y", "z") if case["kind"] == "letter" else ()
+    return Item("i", "q", case["gold"], "choice" if case["kind"] == "letter" else "math", choices)
+
+
+def _graded(case, grader):
+    """What evaluation records for this answer phase: prunescale.tts.run.grade, as every eval calls it."""
+    result = BudgetResult(64, 10, False, 0, [], "", case["output"] or "", "stop")
+    return grade(_item(case), result, grader)
+
+
 @pytest.mark.parametrize("case", CASES, ids=[f"{i}-{c['kind']}" for i, c in enumerate(CASES)])
 def test_extraction(case):
     text = case["output"]
@@ -32,17 +48,14 @@ def test_extraction(case):
     assert got == case["extracted"]
 
 
-def test_grades(grader):
-    math = [c for c in CASES if c["kind"] == "math"]
-    graded = grader.grade_math([c["output"] for c in math], [c["gold"] for c in math])
-    wrong = [(c["output"], c["gold"], g.status) for c, (_, g) in zip(math, graded) if g.correct != c["correct"]]
+def test_grades_through_the_evaluators_grade(grader):
+    wrong = []
+    for c in CASES:
+        extracted, correct, status = _graded(c, grader)
+        if (extracted, correct) != (c["extracted"], c["correct"]):
+            wrong.append((c["output"], c["gold"], extracted, correct, status))
+        assert (status == "no_answer") == (c["extracted"] is None), c
     assert not wrong
-    for c, (_, g) in zip(math, graded):
-        if c["extracted"] is None:
-            assert g.status == "no_answer"
-    for c in (c for c in CASES if c["kind"] == "letter"):
-        got = extract_letter(c["output"]) if c["output"] is not None else None
-        assert (got == c["gold"]) is c["correct"]
 
 
 def test_nested_braces_and_escaped_braces():
@@ -59,15 +72,29 @@ def test_timeout_kills_a_stuck_worker_and_grades_the_rest():
 
 
 def test_majority_groups_equivalent_answers(grader):
-    assert grader.majority(["0.5", "\\frac{1}{2}", "3", "1/2", "3"]) == "0.5"
-    assert grader.majority([None, None]) is None
+    """maj@k as the summary computes it: answers grouped by their kind's equality (Math-Verify for math)."""
+    math = KINDS["math"]
+    same = lambda a, b: math.same(a, b, grader)  # noqa: E731
+    answers = ["0.5", "\\frac{1}{2}", "3", "1/2", "3"]
+    assert maj_at_k(answers, [True, True, False, True, False], 5, same) == 1.0  # 0.5 × 3 beats 3 × 2
+    assert maj_at_k(answers, [False, False, True, False, True], 5, lambda a, b: a == b) == 1.0  # by string: "3" wins
+    assert maj_at_k([None, None], [False, False], 2, same) == 0.0
+    assert not KINDS["choice"].same("A", "B", grader) and KINDS["choice"].same("C", "C", grader)
 
 
-def test_a_restarted_worker_start_up_is_not_counted_against_the_next_item():
-    # A spawn worker takes ~0.4 s here (more on a loaded machine) to import Math-Verify and SymPy: with a
-    # 0.25 s timeout, the item after each restart timed out too, and a run of 10 000 items never ended.
-    with Grader(workers=1, timeout=0.25) as g:
-        grades = g.equal_many([("1", "1"), ("9^{9^{9^{9}}}", "1"), ("1/2", r"\frac{1}{2}"), ("2", "3"),
-                               ("9^{9^{9^{9}}}", "2"), ("5", "5")])
-    assert [x.status for x in grades] == ["ok", "timeout", "ok", "ok", "timeout", "ok"]
-    assert [x.correct for x in grades] == [True, False, True, False, False, True]
+def test_a_grading_exception_is_its_own_status_not_ok(monkeypatch):
+    """Math-Verify raising used to become string equality graded `ok`; it is `grader_error` now (and an
+    answer is correct then only if it is the gold string itself)."""
+    import math_verify
+
+    from prunescale.tts.grading import math_equal_inline
+
+    def boom(*_a, **_k):
+        raise RecursionError("sympy gave up")
+
+    monkeypatch.setattr(math_verify, "verify", boom)
+    assert math_equal_inline("42", "42") == (True, "grader_error")
+    assert math_equal_inline("0.5", r"\frac{1}{2}") == (False, "grader_error")
+    monkeypatch.undo()
+    assert math_equal_inline("0.5", r"\frac{1}{2}") == (True, "ok")
+    assert math_equal_inline("no math here", "no math here") == (True, "ok")  # nothing to parse: strings

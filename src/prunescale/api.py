@@ -8,6 +8,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from prunescale import plugins
 from prunescale.errors import PrunescaleError
 from prunescale.provenance import environment
 
@@ -65,6 +66,7 @@ def _load_and_calibrate(spec, needs_data: bool, log: Callable[[str], None], purp
     from prunescale.data.calibration import load_calibration
     from prunescale.models.loader import check_device, check_dtype, load_model
 
+    plugins.load()
     check_dtype(spec.dtype)
     check_device(spec.device)
     cal = spec.calibration
@@ -315,6 +317,7 @@ def ppl(
     from prunescale.eval.perplexity import perplexity
     from prunescale.models.loader import load_model
 
+    plugins.load()
     lm = load_model(model, dtype=dtype, device=device)
     source, seqlen = _calibration_for(model, data, seqlen)
     calib = load_calibration(source, lm.tokenizer, limit, seqlen, seed, split, lm.model)
@@ -457,6 +460,7 @@ def evaluate(spec, log: Callable[[str], None] = print, progress: bool = True) ->
     from prunescale.tts.engines.hf import HFEngine
     from prunescale.tts.run import check_run_dir, evaluate_run
 
+    plugins.load()
     check_dtype(spec.dtype)
     check_device(spec.device)
     if spec.engine == "vllm" and importlib.util.find_spec("vllm") is None:

@@ -336,8 +336,10 @@ def benchmarks(
 
     Example: prunescale benchmarks
     """
+    from prunescale import plugins
     from prunescale.tts.benchmarks import BENCHMARKS, SOURCES
 
+    plugins.load()
     rows = [{"name": n, "source": SOURCES[n]} for n in BENCHMARKS] + [
         {"name": "jsonl:PATH", "source": "local file: question/answer (+ choices) per line"}
     ]

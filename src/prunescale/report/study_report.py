@@ -8,43 +8,28 @@ pruning table, parallel-scaling metrics when several samples were drawn, and a r
 from __future__ import annotations
 
 import base64
-import csv
 import html
 import json
 import re
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from prunescale.errors import PrunescaleError
-
 
 def _load(out: Path) -> tuple[dict, list[dict], dict[str, dict], dict[tuple[str, str], list[dict]]]:
-    from prunescale.study.runner import FLOAT_COLUMNS, INT_COLUMNS, plan
-    from prunescale.study.spec import StudySpec
+    """The study's index, its results table, each variant's manifest and each run's samples: every folder
+    comes from the index the runner wrote, never from re-planning the study."""
+    from prunescale.study.results import manifest, read_index, read_results
     from prunescale.tts.run import read_samples
 
-    meta_path = out / "study.json"
-    if not meta_path.exists() or not (out / "results.csv").exists():
-        raise PrunescaleError(f"{out} is not a finished study folder (no study.json / results.csv)")
-    meta = json.loads(meta_path.read_text())
-    spec = StudySpec(**meta["spec"])
-    with (out / "results.csv").open() as fh:
-        rows = [dict(r) for r in csv.DictReader(fh)]
-    for r in rows:
-        for k in FLOAT_COLUMNS:
-            r[k] = float(r[k])
-        for k in INT_COLUMNS:
-            r[k] = int(r[k])
-    manifests: dict[str, dict] = {}
-    samples: dict[tuple[str, str], list[dict]] = {}
-    for stage in plan(spec, out):
-        if stage.prune_dir is not None and (stage.prune_dir / "pruning_manifest.json").exists():
-            manifests[stage.variant.name] = json.loads((stage.prune_dir / "pruning_manifest.json").read_text())
-        for bench, folder in stage.evals:
-            samples[(stage.variant.name, bench)] = read_samples(folder / "samples.jsonl")
-    return meta, rows, manifests, samples
+    index = read_index(out)
+    rows = read_results(out)
+    manifests = {v["name"]: m for v in index["variants"] if (m := manifest(out, v))}
+    samples = {(v["name"], ev["benchmark"]): read_samples(out / ev["folder"] / "samples.jsonl")
+               for v in index["variants"] for ev in v["evals"]}
+    return index, rows, manifests, samples
 
 
 def paired_test(a: dict[str, float], b: dict[str, float], n_perm: int = 10000, seed: int = 0) -> tuple[float, float]:
@@ -163,22 +148,41 @@ def _plots(out: Path, rows: list[dict], manifests: dict, benches: list[str], var
     return made
 
 
-def _md_table(header: list[str], body: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(row) + " |" for row in body]
-    return "\n".join(lines)
+@dataclass
+class Section:
+    """One report section: a title, a paragraph and a table, rendered to Markdown and HTML alike."""
+
+    title: str
+    text: str
+    header: list[str]
+    rows: list[list[str]]
+
+    def markdown(self) -> str:
+        lines = [f"## {self.title}", ""]
+        if self.text:
+            lines += [self.text, ""]
+        lines += ["| " + " | ".join(self.header) + " |", "|" + "|".join("---" for _ in self.header) + "|"]
+        lines += ["| " + " | ".join(row) + " |" for row in self.rows]
+        return "\n".join(lines) + "\n"
+
+    def html(self) -> str:
+        esc = html.escape
+        head = "".join(f"<th>{esc(c)}</th>" for c in self.header)
+        body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>" for row in self.rows)
+        text = f"<p>{esc(self.text)}</p>" if self.text else ""
+        return f"<h2>{esc(self.title)}</h2>{text}<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
 def write_report(out: Path) -> Path:
     """Write report.md, report.html and the plots into the study folder ``out``."""
     out = Path(out)
-    meta, rows, manifests, samples = _load(out)
-    spec = meta["spec"]
+    index, rows, manifests, samples = _load(out)
+    ev = index["eval"]
     benches = list(dict.fromkeys(r["benchmark"] for r in rows))
     variants = list(dict.fromkeys(r["variant"] for r in rows))
     plots = _plots(out, rows, manifests, benches, variants)
     pct = lambda x: f"{100 * x:.1f}"  # noqa: E731
-    sections: list[tuple[str, str]] = []
+    sections: list[Section] = []
     # main table: accuracy per budget with CIs, Δ vs dense and paired p-values
     for bench in benches:
         budgets = sorted({r["budget"] for r in rows if r["benchmark"] == bench})
@@ -199,108 +203,73 @@ def write_report(out: Path) -> Path:
                     cell += f" Δ{100 * delta:+.1f} p={p:.3f}"
                 cells.append(cell)
             body.append(cells)
-        sections.append(
-            (
-                f"Accuracy on {bench} ({spec['eval']['split']} split) by thinking budget",
-                "Accuracy % [95 % bootstrap CI over items]; Δ vs dense in points with a paired sign-flip "
-                "permutation p-value on the same items.\n\n"
-                + _md_table(["variant", *[f"B={b}" for b in budgets]], body),
-            )
-        )
+        sections.append(Section(
+            f"Accuracy on {bench} ({ev['split']} split) by thinking budget",
+            "Accuracy % [95 % bootstrap CI over items]; Δ vs dense in points with a paired sign-flip "
+            "permutation p-value on the same items.",
+            ["variant", *[f"B={b}" for b in budgets]], body))
     # pruning table
     body = []
     for v in variants:
         m = manifests.get(v, {})
-        body.append(
-            [
-                v,
-                m.get("kind", "dense"),
-                m.get("method", "–"),
-                str(m.get("allocation") or "–"),
-                f"{m.get('target_sparsity') or 0:.3f}",
-                f"{m.get('realised_sparsity', 0):.4f}",
-                f"{m.get('removed_param_fraction', 0):.4f}",
-                ",".join(map(str, m.get("removed_layers", []))) or "–",
-            ]
-        )
-    sections.append(
-        (
-            "Pruning",
-            "Realised sparsity is measured from the saved weights (structured: share of block "
-            "parameters removed); removed fraction is of all parameters.\n\n"
-            + _md_table(
-                ["variant", "kind", "method", "allocation", "target", "realised", "removed frac.", "removed layers"],
-                body,
-            ),
-        )
-    )
+        body.append([
+            v,
+            m.get("kind", "dense"),
+            m.get("method", "–"),
+            str(m.get("allocation") or "–"),
+            f"{m.get('target_sparsity') or 0:.3f}",
+            f"{m.get('realised_sparsity', 0):.4f}",
+            f"{m.get('removed_param_fraction', 0):.4f}",
+            ",".join(map(str, m.get("removed_layers", []))) or "–",
+        ])
+    sections.append(Section(
+        "Pruning",
+        "Realised sparsity is measured from the saved weights (structured: share of block parameters removed); "
+        "removed fraction is of all parameters.",
+        ["variant", "kind", "method", "allocation", "target", "realised", "removed frac.", "removed layers"], body))
     # parallel scaling
-    if spec["eval"]["samples"] > 1:
-        from prunescale.study.runner import plan as _plan
-        from prunescale.study.spec import StudySpec
-
+    if ev["samples"] > 1:
         body = []
-        for stage in _plan(StudySpec(**spec), out):
-            for bench, folder in stage.evals:
-                summ = json.loads((folder / "summary.json").read_text()) if (folder / "summary.json").exists() else {}
+        for v in index["variants"]:
+            for run in v["evals"]:
+                path = out / run["folder"] / "summary.json"
+                summ = json.loads(path.read_text()) if path.exists() else {}
                 for b in summ.get("budgets", []):
                     keys = sorted(k for k in b if "@" in k)
-                    body.append(
-                        [stage.variant.name, bench, str(b["budget"]), ", ".join(f"{k} {pct(b[k])}" for k in keys)]
-                    )
-        sections.append(
-            (
-                "Parallel scaling (maj@k, pass@k, cov@k)",
-                _md_table(["variant", "benchmark", "budget", "metrics %"], body),
-            )
-        )
+                    body.append([v["name"], run["benchmark"], str(b["budget"]),
+                                 ", ".join(f"{k} {pct(b[k])}" for k in keys)])
+        sections.append(Section("Parallel scaling (maj@k, pass@k, cov@k)", "",
+                                ["variant", "benchmark", "budget", "metrics %"], body))
     # reasoning traces
     body = []
     for (v, bench), rs in samples.items():
         t = trace_panel(rs)
         if t:
-            body.append(
-                [
-                    v,
-                    bench,
-                    str(t["budget"]),
-                    f"{t['mean_thinking_tokens']:.1f}",
-                    pct(t["truncation_rate"]),
-                    f"{t['wait_per_trace']:.2f}",
-                    f"{t['self_check_per_trace']:.2f}",
-                    pct(t["repetition_rate"]),
-                    pct(t["no_answer_rate"]),
-                ]
-            )
-    sections.append(
-        (
-            "Reasoning traces (largest budget)",
-            _md_table(
-                [
-                    "variant",
-                    "benchmark",
-                    "budget",
-                    "mean thinking",
-                    "truncated %",
-                    "Wait / trace",
-                    "self-checks / trace",
-                    "repeated lines %",
-                    "no answer %",
-                ],
-                body,
-            ),
-        )
-    )
+            body.append([
+                v,
+                bench,
+                str(t["budget"]),
+                f"{t['mean_thinking_tokens']:.1f}",
+                pct(t["truncation_rate"]),
+                f"{t['wait_per_trace']:.2f}",
+                f"{t['self_check_per_trace']:.2f}",
+                pct(t["repetition_rate"]),
+                pct(t["no_answer_rate"]),
+            ])
+    sections.append(Section(
+        "Reasoning traces (largest budget)", "",
+        ["variant", "benchmark", "budget", "mean thinking", "truncated %", "Wait / trace", "self-checks / trace",
+         "repeated lines %", "no answer %"], body))
     intro = (
-        f"Model `{spec['model']}`; {len(variants)} variants; benchmarks {', '.join(benches)} "
-        f"({spec['eval']['split']} split; tuned knobs, if any, on the {spec['tuning_split']} split); seeds "
-        f"{spec['eval']['seeds']}; {spec['eval']['samples']} sample(s) per item; temperature "
-        f"{spec['eval']['temperature']}. FLOPs are estimated as parameters a token passes through × tokens: "
+        f"Model `{index['model']}`; {len(variants)} variants; benchmarks {', '.join(benches)} "
+        f"({ev['split']} split; tuned knobs, if any, on the {index['tuning_split']} split); seeds "
+        f"{ev['seeds']}; {ev['samples']} sample(s) per item; temperature "
+        f"{ev['temperature']}. FLOPs are estimated as parameters a token passes through × tokens: "
         "layer removal really saves them; unstructured zeros only save them with sparse kernels, so those "
         "variants are plotted at dense cost."
     )
     md = [
-        f"# Study `{meta['name']}`",
+        f"# Study `{index['study']}`",
         "",
         intro,
         "",
@@ -311,44 +280,19 @@ def write_report(out: Path) -> Path:
         "![accuracy vs FLOPs](accuracy_vs_flops.png)",
         "",
     ]
-    for title, body_md in sections:
-        md += [f"## {title}", "", body_md, ""]
+    md += [section.markdown() for section in sections]
     (out / "report.md").write_text("\n".join(md))
-    (out / "report.html").write_text(_html(meta["name"], intro, sections, plots))
+    (out / "report.html").write_text(_html(index["study"], intro, sections, plots))
     return out / "report.md"
 
 
-def _md_to_html_table(md: str) -> str:
-    parts, table = [], []
-    for line in md.splitlines():
-        if line.startswith("|"):
-            table.append(line)
-            continue
-        if table:
-            parts.append(_render_table(table))
-            table = []
-        if line.strip():
-            parts.append(f"<p>{html.escape(line)}</p>")
-    if table:
-        parts.append(_render_table(table))
-    return "\n".join(parts)
-
-
-def _render_table(lines: list[str]) -> str:
-    cells = [[c.strip() for c in line.strip("|").split("|")] for line in lines if not set(line) <= set("|-")]
-    head, *body = cells
-    out = ["<table><thead><tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in head) + "</tr></thead><tbody>"]
-    out += ["<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in body]
-    return "\n".join(out) + "</tbody></table>"
-
-
-def _html(name: str, intro: str, sections: list[tuple[str, str]], plots: dict[str, Path]) -> str:
+def _html(name: str, intro: str, sections: list[Section], plots: dict[str, Path]) -> str:
     imgs = "".join(
         f'<figure><img alt="{k}" src="data:image/png;base64,{base64.b64encode(p.read_bytes()).decode()}">'
         f"<figcaption>{k.replace('_', ' ')}</figcaption></figure>"
         for k, p in plots.items()
     )
-    body = "".join(f"<h2>{html.escape(t)}</h2>{_md_to_html_table(b)}" for t, b in sections)
+    body = "".join(section.html() for section in sections)
     style = (
         "body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em}"
         "table{border-collapse:collapse;font-size:13px;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 6px}"

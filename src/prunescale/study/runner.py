@@ -6,14 +6,12 @@ unfinished work; a crash at any point loses at most the sample group in flight.
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from prunescale.errors import PrunescaleError
+from prunescale.study.results import INDEX, INDEX_VERSION, RESULTS, collect_results, results_csv
 from prunescale.study.spec import StudySpec, Variant, expand, load_spec
 from prunescale.study.store import (
     claim_folder,
@@ -25,28 +23,6 @@ from prunescale.study.store import (
 )
 
 DEMO_SPEC = Path(__file__).resolve().parent / "demo.yaml"
-RESULT_COLUMNS = (
-    "variant",
-    "kind",
-    "method",
-    "allocation",
-    "target_sparsity",
-    "realised_sparsity",
-    "removed_param_fraction",
-    "benchmark",
-    "split",
-    "budget",
-    "seed",
-    "items",
-    "accuracy",
-    "ci_low",
-    "ci_high",
-    "mean_thinking_tokens",
-    "forced_end_rate",
-    "no_answer_rate",
-)
-INT_COLUMNS = ("budget", "seed", "items")
-FLOAT_COLUMNS = tuple(c for c in RESULT_COLUMNS[4:] if c not in INT_COLUMNS + ("benchmark", "split"))
 
 
 @dataclass
@@ -127,6 +103,38 @@ def run_variant(spec_dict: dict, stage_index: int, out: str) -> list[str]:
     return done
 
 
+def stage_status(folder: Path | None, done: Callable[[Path], bool]) -> str:
+    if folder is None or done(folder):
+        return "done"
+    return "partial" if folder.exists() else "todo"
+
+
+def index(spec: StudySpec, stages: list[Stage], out: Path) -> dict:
+    """The results index: every stage folder (relative to ``out``), its content hash and status, and the
+    settings the report states. The report reads this, never the plan."""
+    def where(folder: Path) -> dict:
+        return {"folder": str(folder.relative_to(out)), "key": folder.name.rsplit("-", 1)[-1]}
+
+    return {
+        "version": INDEX_VERSION,
+        "study": spec.name,
+        "model": spec.model,
+        "tuning_split": spec.tuning_split,
+        "eval": spec.eval.model_dump(mode="json"),
+        "variants": [
+            {
+                "name": s.variant.name,
+                "kind": s.variant.kind,
+                "method": s.variant.method,
+                "prune": None if s.prune_dir is None else where(s.prune_dir) | {
+                    "status": stage_status(s.prune_dir, prune_done)},
+                "evals": [{"benchmark": b, **where(f), "status": stage_status(f, eval_done)} for b, f in s.evals],
+            }
+            for s in stages
+        ],
+    }
+
+
 def describe_plan(stages: list[Stage]) -> list[dict]:
     rows = []
     for s in stages:
@@ -174,8 +182,9 @@ def run_study(
         ]
         log(f"{len(stages)} variants × {len(spec.eval.benchmarks)} benchmarks; {len(todo)} variants have work to do")
         _execute(spec, todo, out, jobs, executor, log)
-        rows = collect_results(spec, stages)
-        write_text_atomic(out / "results.csv", results_csv(rows))
+        idx = index(spec, stages, out)
+        write_json_atomic(out / INDEX, idx)
+        write_text_atomic(out / RESULTS, results_csv(collect_results(out, idx)))
         from prunescale.report.study_report import write_report
 
         write_report(out)
@@ -183,8 +192,10 @@ def run_study(
 
 
 def _check_benchmarks(spec: StudySpec) -> None:
+    from prunescale import plugins
     from prunescale.tts.benchmarks import load_benchmark
 
+    plugins.load()
     for b in spec.eval.benchmarks:
         load_benchmark(b, spec.eval.split, 1, spec.eval.seeds[0])  # offline hub benchmarks fail here, clearly
 
@@ -222,55 +233,3 @@ def _execute(spec: StudySpec, todo: list[int], out: Path, jobs: int, executor: s
                     for m in fut.result():
                         log(m)
                     bar.advance(task_id)
-
-
-def collect_results(spec: StudySpec, stages: list[Stage]) -> list[dict]:
-    """One row per variant × benchmark × budget × seed, from each run's samples.jsonl."""
-    from collections import defaultdict
-
-    from prunescale.tts.run import read_samples
-    from prunescale.tts.stats import bootstrap_ci
-
-    rows = []
-    for s in stages:
-        manifest = json.loads((s.prune_dir / "pruning_manifest.json").read_text()) if s.prune_dir else {}
-        for bench, folder in s.evals:
-            groups: dict[tuple[int, int], dict[str, list[dict]]] = defaultdict(lambda: defaultdict(list))
-            for r in read_samples(folder / "samples.jsonl"):
-                groups[(r["budget"], r["seed"])][r["item_id"]].append(r)
-            for (budget, seed), items in sorted(groups.items()):
-                per_item = [sum(x["correct"] for x in v) / len(v) for v in items.values()]
-                flat = [x for v in items.values() for x in v]
-                acc, low, high = bootstrap_ci(per_item)
-                rows.append(
-                    {
-                        "variant": s.variant.name,
-                        "kind": s.variant.kind,
-                        "method": s.variant.method,
-                        "allocation": manifest.get("allocation", "") or "",
-                        "target_sparsity": manifest.get("target_sparsity") or 0.0,
-                        "realised_sparsity": manifest.get("realised_sparsity") or 0.0,
-                        "removed_param_fraction": manifest.get("removed_param_fraction") or 0.0,
-                        "benchmark": bench,
-                        "split": spec.eval.split,
-                        "budget": budget,
-                        "seed": seed,
-                        "items": len(items),
-                        "accuracy": acc,
-                        "ci_low": low,
-                        "ci_high": high,
-                        "mean_thinking_tokens": sum(x["thinking_tokens"] for x in flat) / len(flat),
-                        "forced_end_rate": sum(x["forced_end"] for x in flat) / len(flat),
-                        "no_answer_rate": sum(x["status"] == "no_answer" for x in flat) / len(flat),
-                    }
-                )
-    return rows
-
-
-def results_csv(rows: list[dict]) -> str:
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=RESULT_COLUMNS, lineterminator="\n")
-    w.writeheader()
-    for r in rows:
-        w.writerow({k: (f"{v:.6f}" if isinstance(v, float) else v) for k, v in r.items()})
-    return buf.getvalue()

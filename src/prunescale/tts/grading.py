@@ -11,7 +11,7 @@
   start-up (seconds on a loaded machine) against the next item would turn one timeout into a cascade.
 * Multiple choice (GPQA): strict letter extraction — a boxed letter, "Answer: X", "answer is (X)" — never
   a letter guessed from prose.
-* Majority vote groups answers by mathematical equivalence (the same grader), not by string.
+* Majority vote groups answers by their kind's equality: mathematical equivalence (the same grader) for math.
 """
 
 from __future__ import annotations
@@ -97,20 +97,25 @@ def _wrap(expr: str) -> str:
     return expr if _DELIMITED.search(expr) else f"${expr}$"
 
 
-def math_equal_inline(pred: str, gold: str) -> bool:
-    """Math-Verify equivalence in this process (no timeout: call through :class:`Grader`)."""
+def math_equal_inline(pred: str, gold: str) -> tuple[bool, str]:
+    """(equal, status) by Math-Verify in this process (no timeout: call through :class:`Grader`).
+
+    Where Math-Verify finds no expression in one of them, they are compared as strings (status ``ok``:
+    that is the rule). Where it raises (SymPy fails on odd input in many ways), the status is
+    ``grader_error``, recorded in samples.jsonl and counted in the summary, and the answer counts as
+    correct only if it is the gold string itself."""
     from math_verify import parse, verify
 
     try:
         gold_p, pred_p = parse(_wrap(gold)), parse(_wrap(pred))
         if not gold_p or not pred_p:
-            return pred.strip() == gold.strip()
-        return bool(verify(gold_p, pred_p))
-    except Exception:  # Math-Verify/SymPy raise many types on odd input: not equal, never a crash
-        return pred.strip() == gold.strip()
+            return pred.strip() == gold.strip(), "ok"
+        return bool(verify(gold_p, pred_p)), "ok"
+    except Exception:
+        return pred.strip() == gold.strip(), "grader_error"
 
 
-def _worker_equal(pair: tuple[str, str]) -> bool:
+def _worker_equal(pair: tuple[str, str]) -> tuple[bool, str]:
     return math_equal_inline(*pair)
 
 
@@ -129,7 +134,7 @@ STARTUP_TIMEOUT = 600.0  # seconds a fresh pool may take to answer at all (impor
 @dataclass
 class Grade:
     correct: bool
-    status: str  # ok | no_answer | timeout
+    status: str  # ok | no_answer | timeout | grader_error
 
 
 class Grader:
@@ -169,37 +174,13 @@ class Grader:
             pending = []
             for k, (i, job) in enumerate(jobs):
                 try:
-                    out[i] = Grade(bool(job.get(self.timeout)), "ok")
+                    out[i] = Grade(*job.get(self.timeout))
                 except mp.TimeoutError:
                     out[i] = Grade(False, "timeout")
                     self._reset()  # kill the stuck worker; re-run what had not finished
                     pending = [j for j, _ in jobs[k + 1 :]]
                     break
         return [g for g in out if g is not None]
-
-    def grade_math(self, answer_texts: Sequence[str | None], golds: Sequence[str]) -> list[tuple[str | None, Grade]]:
-        """Extract and grade math answers; ``None`` text (no answer phase) is ``no_answer``."""
-        extracted = [extract_math(t) if t is not None else None for t in answer_texts]
-        todo = [(i, e) for i, e in enumerate(extracted) if e is not None]
-        grades = self.equal_many([(e, golds[i]) for i, e in todo])
-        result: list[tuple[str | None, Grade]] = [(e, Grade(False, "no_answer")) for e in extracted]
-        for (i, e), g in zip(todo, grades):
-            result[i] = (e, g)
-        return result
-
-    def majority(self, answers: Sequence[str | None]) -> str | None:
-        """The most frequent answer, grouping equivalent ones (first seen represents its group)."""
-        groups: list[tuple[str, int]] = []
-        for a in answers:
-            if a is None:
-                continue
-            for gi, (rep, count) in enumerate(groups):
-                if rep == a or self.equal_many([(a, rep)])[0].correct:
-                    groups[gi] = (rep, count + 1)
-                    break
-            else:
-                groups.append((a, 1))
-        return max(groups, key=lambda g: g[1])[0] if groups else None
 
     def close(self) -> None:
         self._reset()

@@ -34,10 +34,7 @@ from transformers import PreTrainedTokenizerBase
 
 from prunescale.errors import PrunescaleError
 from prunescale.tts.benchmarks import Item
-
-MATH_INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}."
-CHOICE_INSTRUCTION = "Answer with the letter of the correct choice, e.g. 'Answer: B'."
-KIND_CUES = {"tiny": "\n\n", "choice": "\n\nFinal Answer: ", "math": "\n\nFinal Answer: \\boxed{"}
+from prunescale.tts.kinds import kind_of
 
 
 @dataclass(frozen=True)
@@ -54,10 +51,10 @@ class ThinkFormat:
     source: str = ""  # why this format was chosen (recorded in summary.json)
 
     def cue(self, item: Item) -> str:
-        """What follows the closer on a *forced* end: the start of an answer the grader can read."""
-        if self.forced_cue is not None and item.kind != "tiny":
-            return self.forced_cue
-        return KIND_CUES[item.kind]
+        """What follows the closer on a *forced* end: the start of an answer the grader can read (the
+        format's own cue, unless the item's kind insists on its own)."""
+        kind = kind_of(item)
+        return self.forced_cue if self.forced_cue is not None and not kind.cue_wins else kind.cue
 
     def record(self) -> dict:
         return asdict(self)
@@ -133,18 +130,9 @@ def notice(fmt: ThinkFormat) -> str | None:
             "as plain text (override with --think-open/--think-close)")
 
 
-def user_message(item: Item) -> str:
-    if item.kind == "tiny":
-        return item.question
-    if item.kind == "choice":
-        options = "\n".join(f"({chr(ord('A') + i)}) {c}" for i, c in enumerate(item.choices))
-        return f"{item.question}\n\n{options}\n\n{CHOICE_INSTRUCTION}"
-    return f"{item.question}\n\n{MATH_INSTRUCTION}"
-
-
 def render(tok: PreTrainedTokenizerBase, item: Item, fmt: ThinkFormat) -> str:
     """The prompt text, ending inside an open thinking block (opened exactly once)."""
-    content = user_message(item)
+    content = kind_of(item).message(item)
     if getattr(tok, "chat_template", None):
         text = tok.apply_chat_template([{"role": "user", "content": content}], tokenize=False,
                                        add_generation_prompt=True)

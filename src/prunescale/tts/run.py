@@ -20,7 +20,8 @@ from prunescale.errors import PrunescaleError
 from prunescale.provenance import environment
 from prunescale.tts.benchmarks import Item, load_benchmark
 from prunescale.tts.forcing import BudgetResult, Markers, Policy, sweep
-from prunescale.tts.grading import Grader, extract_letter, extract_math
+from prunescale.tts.grading import Grader
+from prunescale.tts.kinds import Kind, kind_of
 from prunescale.tts.metrics import cov_at_k, maj_at_k, pass_at_k
 from prunescale.tts.prompting import check_markers, encode_prompt, notice, render, think_format
 from prunescale.tts.stats import bootstrap_ci
@@ -96,22 +97,9 @@ def _chunks(work: list, size: int) -> Iterator[list]:
 
 
 def grade(item: Item, result: BudgetResult, grader: Grader) -> tuple[str | None, bool, str]:
-    """(extracted answer, correct, status) of one answer phase; only the model's own text is read (the cue
-    before it, if any, only lets a box the cue opened be closed)."""
-    text, start = result.answer_text, len(result.cue)
-    if item.kind == "tiny":
-        from prunescale.toy.tasks import verify
-
-        answer = result.generated.strip() or None
-        return answer, bool(answer) and verify(item.question, answer), "ok" if answer else "no_answer"
-    if item.kind == "choice":
-        letter = extract_letter(text, len(item.choices), start)
-        return letter, letter == item.gold, "ok" if letter else "no_answer"
-    extracted = extract_math(text, start)
-    if extracted is None:
-        return None, False, "no_answer"
-    g = grader.equal_many([(extracted, item.gold)])[0]
-    return extracted, g.correct, g.status
+    """(extracted answer, correct, status) of one answer phase, by the item's kind; only the model's own
+    text is read (the cue before it, if any, only lets a box the cue opened be closed)."""
+    return kind_of(item).grade(item, result.answer_text, len(result.cue), grader)
 
 
 def evaluate_run(spec: EvalSpec, model, tok, engine, log: Callable[[str], None] = print, progress: bool = True,
@@ -173,7 +161,7 @@ def evaluate_run(spec: EvalSpec, model, tok, engine, log: Callable[[str], None] 
                 fh.flush()
                 os.fsync(fh.fileno())
             bar.advance(task, len(lines))
-        summary = summarise(read_samples(out / SAMPLES), spec, grader)
+        summary = summarise(read_samples(out / SAMPLES), spec, grader, {it.id: kind_of(it) for it in items})
     first = items[0]
     summary["format"] = fmt.record() | {"eos_ids": list(mk.eos), "forced_cue_first_item": fmt.cue(first)}
     summary["prompt_first_item"] = render(tok, first, fmt)
@@ -203,7 +191,7 @@ def _ks(n: int) -> list[int]:
     return [*ks, n]
 
 
-def summarise(rows: list[dict], spec: EvalSpec, grader: Grader) -> dict:
+def summarise(rows: list[dict], spec: EvalSpec, grader: Grader, kinds: dict[str, Kind]) -> dict:
     """Accuracy per budget with item-bootstrap CIs; pass@k / maj@k / cov@k when several samples."""
     by_budget: dict[int, list[dict]] = defaultdict(list)
     for r in rows:
@@ -224,17 +212,14 @@ def summarise(rows: list[dict], spec: EvalSpec, grader: Grader) -> dict:
             "mean_thinking_tokens": sum(r["thinking_tokens"] for r in rs) / len(rs),
             "forced_end_rate": sum(r["forced_end"] for r in rs) / len(rs),
             "no_answer_rate": sum(r["status"] == "no_answer" for r in rs) / len(rs),
+            "timeout_rate": sum(r["status"] == "timeout" for r in rs) / len(rs),
+            "grader_error_rate": sum(r["status"] == "grader_error" for r in rs) / len(rs),
             "mean_wait_rounds": sum(r["wait_rounds"] for r in rs) / len(rs),
         }
         if spec.samples > 1:
             groups: dict[tuple, list[dict]] = defaultdict(list)
             for r in rs:
                 groups[(r["item_id"], r["seed"])].append(r)
-            equal = (
-                (lambda a, c: a == c)
-                if "tiny" in spec.benchmark or all(r["gold"] in "ABCDEFGHIJ" for r in rs)
-                else (lambda a, c: a == c or grader.equal_many([(a, c)])[0].correct)
-            )
             for k in _ks(spec.samples):
                 vals = {"pass": [], "maj": [], "cov": []}
                 for g in groups.values():
@@ -242,7 +227,9 @@ def summarise(rows: list[dict], spec: EvalSpec, grader: Grader) -> dict:
                     correct = [r["correct"] for r in g]
                     vals["pass"].append(pass_at_k(len(g), sum(correct), k))
                     vals["cov"].append(cov_at_k(correct, k))
-                    vals["maj"].append(maj_at_k([r["extracted"] for r in g], correct, k, equal))
+                    kind = kinds[g[0]["item_id"]]
+                    same = lambda a, c, kind=kind: kind.same(a, c, grader)  # noqa: E731
+                    vals["maj"].append(maj_at_k([r["extracted"] for r in g], correct, k, same))
                 for name, v in vals.items():
                     entry[f"{name}@{k}"] = sum(v) / len(v)
         per_budget.append(entry)
