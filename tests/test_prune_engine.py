@@ -17,7 +17,7 @@ from prunescale.cli import app
 from prunescale.config import PruneSpec
 from prunescale.errors import PrunescaleError
 from prunescale.models.anatomy import decoder_blocks, prunable_linears
-from prunescale.prune.sequential import capture_inputs, for_each_block, run_block
+from prunescale.prune.block_runner import capture_inputs, for_each_block, run_block
 from prunescale.prune.unstructured import Pattern, prune_model, uniform
 
 
@@ -52,7 +52,7 @@ def test_hooks_are_removed_even_when_the_visitor_fails():
     model = tiny_model("qwen3", vocab=60)
 
     def boom(i, block, forward):
-        from prunescale.prune.sequential import hooked
+        from prunescale.prune.block_runner import hooked
 
         with hooked([block.register_forward_pre_hook(lambda *a: None)]):
             forward()
@@ -99,21 +99,21 @@ def test_wanda_makes_two_block_passes_per_block_but_the_last():
 
 def _full_pass_norms(block, calls, index):
     """Reference statistics: every call run to the end, no early stop."""
-    from prunescale.prune.sequential import hooked
-    from prunescale.prune.unstructured import _stat_hooks
+    from prunescale.prune.block_runner import hooked
+    from prunescale.prune.statistics import stat_hooks
     from prunescale.prune.wanda import InputNorms
 
     linears = {n: m for n, m in block.named_modules() if isinstance(m, torch.nn.Linear)}
     stats = {n: InputNorms(m.in_features) for n, m in linears.items()}
-    with hooked(_stat_hooks(linears, stats)):
+    with hooked(stat_hooks(linears, stats)):
         run_block(block, calls, "cpu", index)
     return linears, stats
 
 
 def test_statistics_pass_stops_early_with_the_same_statistics(arch):
     """A statistics pass ends at the last hooked module's input: identical norms, its matmul skipped."""
-    from prunescale.prune.sequential import hooked
-    from prunescale.prune.unstructured import _stat_hooks
+    from prunescale.prune.block_runner import hooked
+    from prunescale.prune.statistics import stat_hooks
     from prunescale.prune.wanda import InputNorms
 
     model = tiny_model(arch, vocab=60)
@@ -123,7 +123,7 @@ def test_statistics_pass_stops_early_with_the_same_statistics(arch):
     stats = {n: InputNorms(m.in_features) for n, m in linears.items()}
     last = block.mlp.down_proj
     ran = []
-    with hooked(_stat_hooks(linears, stats) + [last.register_forward_hook(lambda *a: ran.append(1))]):
+    with hooked(stat_hooks(linears, stats) + [last.register_forward_hook(lambda *a: ran.append(1))]):
         assert run_block(block, calls, "cpu", 0, stop_after=list(linears.values())) == []
     for n in linears:
         torch.testing.assert_close(stats[n].sq, ref[n].sq)
@@ -134,8 +134,8 @@ def test_statistics_pass_stops_early_with_the_same_statistics(arch):
 def test_statistics_pass_runs_to_the_end_when_a_module_runs_twice():
     """A block that calls a Linear twice per forward gets full passes (stopping at its first call would
     lose the second call's inputs)."""
-    from prunescale.prune.sequential import hooked
-    from prunescale.prune.unstructured import _stat_hooks
+    from prunescale.prune.block_runner import hooked
+    from prunescale.prune.statistics import stat_hooks
     from prunescale.prune.wanda import InputNorms
 
     model = tiny_model("llama", vocab=60)
@@ -153,7 +153,7 @@ def test_statistics_pass_runs_to_the_end_when_a_module_runs_twice():
     linears, ref = _full_pass_norms(block, calls, 0)
     stats = {n: InputNorms(m.in_features) for n, m in linears.items()}
     ran = []
-    with hooked(_stat_hooks(linears, stats) + [mlp.down_proj.register_forward_hook(lambda *a: ran.append(1))]):
+    with hooked(stat_hooks(linears, stats) + [mlp.down_proj.register_forward_hook(lambda *a: ran.append(1))]):
         run_block(block, calls, "cpu", 0, stop_after=list(linears.values()))
     for n in linears:
         torch.testing.assert_close(stats[n].sq, ref[n].sq)
@@ -280,9 +280,9 @@ def test_per_layer_masks_are_replayed_for_sliding_window_layers():
 def test_linears_sharing_an_input_share_its_hessian_exactly():
     """q,k,v (and gate,up) see one tensor: its XᵀX is computed once and folded into each Hessian, which
     must equal what each Linear would accumulate alone."""
-    from prunescale.prune.sequential import hooked
+    from prunescale.prune.block_runner import hooked
     from prunescale.prune.sparsegpt import SparseGPT
-    from prunescale.prune.unstructured import _stat_hooks
+    from prunescale.prune.statistics import stat_hooks
 
     model = tiny_model("qwen3", vocab=60)
     calls = capture_inputs(model, _samples(3), "cpu")
@@ -300,7 +300,7 @@ def test_linears_sharing_an_input_share_its_hessian_exactly():
     own = [m.register_forward_pre_hook(lambda _m, a, n=n: alone[n].fold(*real(a[0]))) for n, m in linears.items()]
     SparseGPT.summarise = staticmethod(counting)
     try:
-        with hooked(_stat_hooks(linears, shared) + own):
+        with hooked(stat_hooks(linears, shared) + own):
             run_block(block, calls, "cpu", 0)
     finally:
         SparseGPT.summarise = staticmethod(real)

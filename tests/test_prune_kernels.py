@@ -123,3 +123,18 @@ def test_selection_matches_a_stable_sort_including_ties():
             flat[torch.argsort(scores.flatten(), stable=True)[:k]] = True
             assert torch.equal(matrix_mask(scores, s), flat.view_as(scores))
             assert int(row_mask(scores, s).sum()) == round(s * rows * cols)
+
+
+def test_sparsegpt_says_when_it_raised_the_damping():
+    """A Hessian that 1 % damping leaves indefinite takes 10 %: the kernel says so (the manifest records
+    it under run.percdamp_raised), instead of the manifest claiming 0.01."""
+    from prunescale.prune.sparsegpt import SparseGPT
+
+    st = SparseGPT(2)
+    st.H = torch.tensor([[1.0, 1.02], [1.02, 1.0]])  # eigenvalues 2.02 and −0.02
+    st.tokens = 1
+    st.prune(torch.ones(3, 2), sparsity=0.5, percdamp=0.01)
+    assert st.percdamp_used == pytest.approx(0.1)
+    st.H = torch.eye(2)
+    st.prune(torch.ones(3, 2), sparsity=0.5, percdamp=0.01)
+    assert st.percdamp_used == 0.01

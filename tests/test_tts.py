@@ -95,6 +95,8 @@ def test_sliding_window_models_run_fixed_batches():
     model = Qwen2ForCausalLM(cfg).eval()
     engine = HFEngine(model, pad_id=0, batch_size=3)
     assert not engine.continuous
+    assert engine.notes == ["cache layers DynamicSlidingWindowLayer (sliding window or other): fixed batches without "
+                            "merging, prefix reuse or branches"]  # said, not silent (summary.json records it)
     reqs = [Request(p, m, stop_ids=[7]) for p, m in zip(_prompts(5), (10, 3, 12, 6, 8))]
     for r, out in zip(reqs, engine.generate(reqs)):
         assert out.ids == _reference(model, r)[0]
@@ -199,13 +201,13 @@ def test_branches_need_a_kept_prefix_and_respect_the_cap(model, monkeypatch):
 
 
 def _branch(req):
-    from prunescale.tts.engines.hf import _Branch
+    from prunescale.tts.engines.branches import Branch as _Branch
 
     return _Branch(req, None, 0)
 
 
 def test_prefix_store_keeps_the_longest_and_evicts_by_bytes():
-    from prunescale.tts.engines.hf import PrefixStore
+    from prunescale.tts.engines.prefix import PrefixStore
 
     def kv(n):
         return torch.zeros(1, 2, 2, n, 4)  # one layer, keys and values: 2 · n · 4 · 4 bytes each
@@ -538,3 +540,15 @@ def test_a_uniform_that_rounds_up_to_the_total_never_draws_a_filtered_token():
     u = torch.tensor([1 - 2.0**-26], dtype=torch.float64)
     assert int(draw(probs, u)) == 1
     assert int(draw(torch.tensor([[0.0, 0.7, 0.3, 0.0, 0.0]]), torch.tensor([1.0]))) == 2
+
+
+def test_an_attention_without_4d_masks_runs_without_branches_and_says_so(model):
+    model.config._attn_implementation = "flash_attention_2"  # read at construction only; nothing runs here
+    try:
+        engine = HFEngine(model, pad_id=0)
+    finally:
+        model.config._attn_implementation = "sdpa"
+    assert engine.max_branches == 1 and engine.continuous
+    assert engine.notes == ["attention 'flash_attention_2' takes no custom 4-D mask: one row per budget's answer, "
+                            "no branches"]
+    assert HFEngine(model, pad_id=0).notes == []

@@ -108,6 +108,12 @@ def _allocation_context(spec, lm, calib, progress: bool):
     )
 
 
+def _method_kwargs(spec, alloc) -> dict:
+    """The method's own options, and for Wanda the input norms OWL's dense pass already measured."""
+    extra = {"input_norms": alloc.input_norms} if spec.method == "wanda" and alloc and alloc.input_norms else {}
+    return spec.method_options() | extra
+
+
 def prune(spec, log: Callable[[str], None] = print, progress: bool = True) -> Path:
     """Prune a model as ``spec`` (a :class:`~prunescale.config.PruneSpec`) says; returns the output folder.
 
@@ -146,9 +152,11 @@ def prune(spec, log: Callable[[str], None] = print, progress: bool = True) -> Pa
             calib.samples if calib else (),
             device=spec.device,
             progress=progress,
-            input_norms=alloc.input_norms if alloc and spec.method == "wanda" else None,
-            **spec.method_options(),
+            **_method_kwargs(spec, alloc),
         )
+        if result["run"].get("percdamp_raised"):
+            log(f"note: SparseGPT needed more damping than {spec.percdamp} for {len(result['run']['percdamp_raised'])} "
+                "module(s); the manifest lists them (run.percdamp_raised)")
         total = sum(p.numel() for p in model.parameters())
         block_params = sum(m["params"] for m in result["per_module"].values())
         zeros = sum(m["zeros"] for m in result["per_module"].values())
@@ -412,8 +420,7 @@ def tune_allocation(spec, grid: str, on: str, limit: int = 32, log: Callable[[st
                 calib.samples if calib else (),
                 device=tspec.device,
                 progress=False,
-                input_norms=alloc.input_norms if tspec.method == "wanda" else None,
-                **tspec.method_options(),
+                **_method_kwargs(tspec, alloc),
             )
             score = perplexity(model, held.samples)["perplexity"]
             rows.append({**trial, "perplexity": score, "per_block": alloc.per_block})

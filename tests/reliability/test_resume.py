@@ -39,7 +39,7 @@ CHILD = textwrap.dedent(
 )
 
 KILL_POINTS = [
-    ("prunescale.prune.sequential", "run_block", 3),  # inside block-by-block calibration
+    ("prunescale.prune.block_runner", "run_block", 3),  # inside block-by-block calibration
     ("prunescale.models.save", "save_checkpoint", 1),  # while writing the first pruned model
     ("prunescale.models.save", "save_checkpoint", 3),
     ("prunescale.tts.engines.hf", "HFEngine.generate", 1),  # first generation call

@@ -18,14 +18,17 @@ from prunescale.errors import PrunescaleError
 from prunescale.prune.masks import matrix_mask, nm_mask
 
 
-def _damped_inverse_cholesky(H: torch.Tensor, percdamp: float) -> torch.Tensor:
-    """Upper Cholesky factor of (H + λI)⁻¹, λ = percdamp · mean(diag H); λ grows ×10 if H is singular."""
+def _damped_inverse_cholesky(H: torch.Tensor, percdamp: float) -> tuple[torch.Tensor, float]:
+    """Upper Cholesky factor of (H + λI)⁻¹, λ = percdamp · mean(diag H), and the damping fraction used:
+    λ grows ×10 (up to 1000×) while H + λI is not positive definite. The caller records a raised damping
+    in the manifest, so the recorded percdamp is the one that was used."""
     eye = torch.eye(H.shape[0], device=H.device)
     mean_diag = torch.mean(torch.diag(H))
     for attempt in range(4):
         try:
-            damped = H + percdamp * (10**attempt) * mean_diag * eye
-            return torch.linalg.cholesky(torch.cholesky_inverse(torch.linalg.cholesky(damped)), upper=True)
+            used = percdamp * 10**attempt
+            damped = H + used * mean_diag * eye
+            return torch.linalg.cholesky(torch.cholesky_inverse(torch.linalg.cholesky(damped)), upper=True), used
         except torch.linalg.LinAlgError:
             continue
     raise PrunescaleError("SparseGPT: the calibration Hessian is not positive definite even with 1000× damping")
@@ -35,6 +38,7 @@ class SparseGPT:
     def __init__(self, in_features: int, device: torch.device | str = "cpu") -> None:
         self.H: torch.Tensor | None = torch.zeros(in_features, in_features, dtype=torch.float32, device=device)
         self.tokens = 0
+        self.percdamp_used: float | None = None  # set by prune(): the damping fraction that was needed
 
     @staticmethod
     def summarise(x: torch.Tensor) -> tuple[torch.Tensor, int]:
@@ -73,7 +77,7 @@ class SparseGPT:
         dead = torch.diag(H) == 0
         H[dead, dead] = 1.0
         W[:, dead] = 0.0
-        Hinv = _damped_inverse_cholesky(H, percdamp)
+        Hinv, self.percdamp_used = _damped_inverse_cholesky(H, percdamp)
         mask = torch.zeros_like(W, dtype=torch.bool)
         if nm is not None and blocksize % nm[1]:
             blocksize = nm[1] * max(1, blocksize // nm[1])

@@ -176,6 +176,10 @@ def evaluate_run(spec: EvalSpec, model, tok, engine, log: Callable[[str], None] 
         "samples": spec.samples,
         "request_seed": "sha256(f'{seed}/{item_id}/{sample}')[:15] as an integer; round r: seed × 1000003 + r",
     }
+    notes = list(getattr(engine, "notes", []))
+    for line in notes:
+        log(f"note: engine {engine.name}: {line}")
+    summary["engine"] = {"name": engine.name, "notes": notes}
     summary["environment"] = environment()
     tmp = out / (SUMMARY + ".tmp")
     tmp.write_text(json.dumps(summary, indent=1) + "\n")

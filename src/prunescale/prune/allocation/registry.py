@@ -156,7 +156,7 @@ def layerif(ctx: AllocationContext) -> Allocation:
 def owl(ctx: AllocationContext) -> Allocation:
     """OWL from one block-by-block pass of the dense model; keeps the Wanda norms it measured (Wanda then
     prunes with these dense-model statistics: no second pass)."""
-    from prunescale.prune.unstructured import dense_input_norms
+    from prunescale.prune.statistics import dense_input_norms
     from prunescale.prune.wanda import wanda_scores
 
     norms, forwards = dense_input_norms(ctx.model, ctx.samples, ctx.device, ctx.progress)

@@ -8,7 +8,7 @@ one at a time, so every averaged token is real.
 * ShortGPT's Block Influence: ``BI_ℓ = 1 − mean cos(h_ℓ, h_{ℓ+1})``.
 * Angular distance of a run of n blocks: ``arccos(mean cos(h_ℓ, h_{ℓ+n})) / π`` (Gromov et al.).
 
-Both come out of the same block-by-block pass (:mod:`prunescale.prune.sequential`), which keeps only
+Both come out of the same block-by-block pass (:mod:`prunescale.prune.block_runner`), which keeps only
 the last ``max_run + 1`` boundaries in memory.
 """
 
@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from prunescale.models.anatomy import decoder_blocks
-from prunescale.prune.sequential import capture_inputs, run_block
+from prunescale.prune.block_runner import capture_inputs, run_block
 
 
 def _mean_token_cos(a: list[torch.Tensor], b: list[torch.Tensor]) -> tuple[float, int]:

@@ -1,5 +1,8 @@
 """The ``hf`` engine: continuous batching with a KV cache and prefix reuse on plain transformers models.
 
+This module is the scheduler; its parts live beside it: the prefix store (:mod:`.prefix`), rows,
+branches and their attention mask (:mod:`.branches`), and token sampling (:mod:`.sampling`).
+
 A hand-written decode loop rather than ``model.generate`` because it must
 
 1. draw each request's samples from that request's own seeded generator (one uniform per token; see
@@ -28,137 +31,22 @@ branches need an attention implementation that takes a 4-D mask (sdpa, eager).
 from __future__ import annotations
 
 import inspect
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Callable, Hashable, Iterable, Sequence
-from dataclasses import dataclass, field
 
-import numpy as np
 import torch
-import torch.nn.functional as F
 from transformers import DynamicCache, PreTrainedModel
 from transformers.cache_utils import DynamicLayer
 
 from prunescale.tts.engines.base import Completion, Request
+from prunescale.tts.engines.branches import FAR, SHARED, UNUSED, Batch, Branch, left_pad
+from prunescale.tts.engines.prefix import KV, PrefixStore
 from prunescale.tts.engines.sampling import sample
-
-KV = torch.Tensor  # a kept sequence's keys and values, all layers: (layers, 2, heads, tokens, head_dim)
-SHARED, UNUSED = -1, -2  # column owners other than a branch's slot: the row's kept prefix, nobody
-FAR = 1 << 40  # the rank of a column that is not part of the shared prefix
 
 
 def _cache_of(out):
     cache = getattr(out, "cache", None)
     return cache if cache is not None else out.past_key_values
-
-
-class PrefixStore:
-    """KV of kept sequences by prefix key, least recently used first out beyond ``max_bytes``."""
-
-    def __init__(self, max_bytes: int) -> None:
-        self.max_bytes = max_bytes
-        self.entries: OrderedDict[Hashable, tuple[np.ndarray, KV, int]] = OrderedDict()
-        self.bytes = 0
-        self.hits = self.reused_tokens = 0
-
-    def lookup(self, key: Hashable | None, ids: Sequence[int]) -> tuple[int, KV | None]:
-        """Length of the reusable prefix of ``ids`` (at most ``len(ids) - 1``: one token must be fed to
-        get logits) and the stored KV it is a prefix of."""
-        if key is None or key not in self.entries:
-            return 0, None
-        stored, kv, _ = self.entries[key]
-        self.entries.move_to_end(key)
-        n = min(len(stored), len(ids) - 1)
-        if n <= 0:
-            return 0, None
-        differ = np.flatnonzero(stored[:n] != np.asarray(ids[:n]))
-        m = int(differ[0]) if len(differ) else n
-        if m:
-            self.hits += 1
-            self.reused_tokens += m
-        return m, (kv if m else None)
-
-    def put(self, key: Hashable, ids: Sequence[int], kv: KV) -> None:
-        """Keep ``kv`` for ``ids`` unless a longer sequence is already kept under ``key``."""
-        old = self.entries.get(key)
-        if old is not None:
-            if len(old[0]) >= len(ids):
-                return
-            self.drop([key])
-        size = kv.numel() * kv.element_size()
-        if size > self.max_bytes:
-            return
-        self.entries[key] = (np.asarray(ids, dtype=np.int64), kv, size)
-        self.bytes += size
-        while self.bytes > self.max_bytes:
-            self.drop([next(iter(self.entries))])
-
-    def drop(self, keys: Iterable[Hashable]) -> None:
-        for key in keys:
-            entry = self.entries.pop(key, None)
-            if entry is not None:
-                self.bytes -= entry[2]
-
-
-@dataclass(eq=False)
-class _Branch:
-    """One request: its sampling state and what it sees of its row."""
-
-    req: Request
-    gen: torch.Generator | None
-    index: int
-    result: Completion = field(default_factory=lambda: Completion([]))
-    raw: list[int] = field(default_factory=list)  # every token appended, before stop-sequence trimming
-    slot: int = 0  # owner id of its columns within the row
-    seen: int = 0  # how many of the row's shared columns (by rank) it attends: the prefix it reuses
-    pos: int = 0  # position id of its next token
-    feed: list[int] = field(default_factory=list)  # tokens the next forward call feeds
-    last: int = 0  # block column of its last fed token (where its next logits come from)
-
-
-@dataclass(eq=False)
-class _Batch:
-    """The running batch: KV cache, who owns each cache column, and the live branches of every row."""
-
-    cache: DynamicCache | None
-    # (rows, width) long: SHARED, UNUSED or the slot of the branch that fed the column. A column no live
-    # branch of its row attends is UNUSED, so a row with one live branch attends exactly its other columns
-    owner: torch.Tensor
-    rank: torch.Tensor  # (rows, width) long: order among the row's shared columns, FAR for the others
-    rows: list[list[_Branch]]
-    logits: torch.Tensor | None = None  # (live branches in row order, vocab)
-
-    def select(self, keep: list[int], trim: bool) -> None:
-        sel = torch.tensor(keep, device=self.owner.device)
-        self.cache.batch_select_indices(sel)
-        self.owner, self.rank = self.owner[sel], self.rank[sel]
-        self.rows = [self.rows[r] for r in keep]
-        if trim:
-            self.trim()
-
-    def trim(self) -> None:
-        """Drop columns no live branch attends (their rows or branches have left); plain caches only,
-        whose columns are the mask's. Leading ones cost nothing (a view); others are copied out once
-        there are enough of them to pay for the copy."""
-        idx = (self.owner != UNUSED).any(0).nonzero().squeeze(1)
-        if not len(idx):
-            return
-        width, first = self.owner.shape[1], int(idx[0])
-        if width - first - len(idx) >= max(4, width // 8):
-            self.owner, self.rank = self.owner[:, idx], self.rank[:, idx]
-            for layer in self.cache.layers:
-                layer.keys, layer.values = layer.keys.index_select(2, idx), layer.values.index_select(2, idx)
-        elif first:
-            self.owner, self.rank = self.owner[:, first:], self.rank[:, first:]
-            for layer in self.cache.layers:
-                layer.keys, layer.values = layer.keys[:, :, first:], layer.values[:, :, first:]
-
-
-def _left_pad(t: torch.Tensor, width: int, dim: int, value: float = 0) -> torch.Tensor:
-    extra = width - t.shape[dim]
-    if not extra:
-        return t
-    pad = [0, 0] * (t.dim() - 1 - dim) + [extra, 0]
-    return F.pad(t, pad, value=value)
 
 
 class HFEngine:
@@ -181,15 +69,29 @@ class HFEngine:
         # transformers ≥ 5.2x renamed the cache argument from past_key_values to cache
         self._cache_arg = "cache" if "cache" in params else "past_key_values"
         self._keep_arg = "logits_to_keep" in params
+        self.notes: list[str] = []  # every way this engine runs below its best, said once (summary.json)
         try:  # merging batches and reusing prefixes needs plain per-layer caches whose columns are tokens
-            plain = all(type(layer) is DynamicLayer for layer in DynamicCache(config=model.config).layers)
-        except Exception:  # a config the cache cannot read: fixed batches, as plain generate would run
+            layers = DynamicCache(config=model.config).layers
+            plain = all(type(layer) is DynamicLayer for layer in layers)
+            if not plain:
+                kinds = sorted({type(layer).__name__ for layer in layers} - {"DynamicLayer"})
+                self._note(f"cache layers {', '.join(kinds)} (sliding window or other): fixed batches without "
+                           "merging, prefix reuse or branches")
+        except Exception as exc:  # a config the cache cannot read: fixed batches, as plain generate would run
             plain = False
+            self._note(f"the KV cache cannot be laid out from this config ({type(exc).__name__}: {exc}): fixed "
+                       "batches without merging, prefix reuse or branches")
         self.continuous = plain if continuous is None else (continuous and plain)
         self.store = PrefixStore(prefix_cache_bytes if self.continuous else 0)
         self._attn = getattr(model.config, "_attn_implementation", None)
         # branches need a custom 4-D mask, which sdpa and eager attention take as given
         self.max_branches = max_branches if self.continuous and self._attn in ("sdpa", "eager") else 1
+        if self.continuous and self.max_branches == 1 and max_branches > 1:
+            self._note(f"attention {self._attn!r} takes no custom 4-D mask: one row per budget's answer, no branches")
+
+    def _note(self, text: str) -> None:
+        if text not in self.notes:
+            self.notes.append(text)
 
     def release(self, keys: Iterable[Hashable]) -> None:
         """Forget the kept KV of these prefix keys (their requests are all done)."""
@@ -203,15 +105,15 @@ class HFEngine:
         """Completions in request order. ``on_done(index, completion)``, called as each request ends, may
         return follow-up requests: they join the running batch and their completions follow in order.
         Consecutive requests under one prefix key share a row (as branches) when the key's prefix is kept."""
-        branches: list[_Branch] = []
-        pending: deque[list[_Branch]] = deque()
+        branches: list[Branch] = []
+        pending: deque[list[Branch]] = deque()
 
         def submit(reqs: Sequence[Request]) -> None:
-            group: list[_Branch] = []
+            group: list[Branch] = []
             for r in reqs:
                 # a CPU generator on purpose: it draws one uniform per token (see engines/sampling.py)
                 gen = torch.Generator().manual_seed(r.seed) if not r.greedy else None
-                br = _Branch(r, gen, len(branches))
+                br = Branch(r, gen, len(branches))
                 branches.append(br)
                 if r.max_new_tokens <= 0:
                     if on_done is not None:
@@ -229,7 +131,7 @@ class HFEngine:
         # similar rows prefill together: by branch count, then prompt length
         pending = deque(sorted(pending, key=lambda g: (len(g), len(g[0].req.prompt_ids))))
         refill_at = self.batch_size - max(1, self.batch_size // 4)
-        batch: _Batch | None = None
+        batch: Batch | None = None
         with torch.no_grad():
             while pending or batch is not None:
                 if pending and (batch is None or (self.continuous and len(batch.rows) <= refill_at)):
@@ -242,7 +144,7 @@ class HFEngine:
                         submit(on_done(br.index, br.result))
         return [br.result for br in branches]
 
-    def _rows(self, group: list[_Branch]) -> list[tuple[list[_Branch], int, KV | None]]:
+    def _rows(self, group: list[Branch]) -> list[tuple[list[Branch], int, KV | None]]:
         """A waiting group as rows: (branches, shared prefix length, its kept KV). The group shares one row
         if every branch reuses the prefix kept under its key; otherwise each branch is a row of its own."""
         found = [self.store.lookup(br.req.prefix_key, br.req.prompt_ids) for br in group]
@@ -254,7 +156,7 @@ class HFEngine:
             return [(group, max(m for m, _ in found), found[0][1])]
         return [([br], m, kv) for br, (m, kv) in zip(group, found)]
 
-    def _prefill(self, groups: list[list[_Branch]]) -> _Batch:
+    def _prefill(self, groups: list[list[Branch]]) -> Batch:
         """Prefill new rows: each row's shared prefix comes from the store, its branches' remaining
         tokens are fed (right-aligned, one branch after another)."""
         plans = [row for g in groups for row in self._rows(g)]
@@ -285,48 +187,35 @@ class HFEngine:
                 if s:
                     full[:, :, r, :, shared - s :] = kv[:, :, :, :s]
             cache = DynamicCache(ddp_cache_data=[(full[li, 0], full[li, 1]) for li in range(n_layers)])
-        batch = _Batch(cache, owner.to(self.device), rank.to(self.device), [brs for brs, _, _ in plans])
+        batch = Batch(cache, owner.to(self.device), rank.to(self.device), [brs for brs, _, _ in plans])
         self._forward(batch, ids, pos)
         return batch
 
     @staticmethod
-    def _merge(a: _Batch, b: _Batch) -> _Batch:
+    def _merge(a: Batch, b: Batch) -> Batch:
         width = max(a.owner.shape[1], b.owner.shape[1])
         for la, lb in zip(a.cache.layers, b.cache.layers):
-            la.keys = torch.cat([_left_pad(la.keys, width, 2), _left_pad(lb.keys, width, 2)])
-            la.values = torch.cat([_left_pad(la.values, width, 2), _left_pad(lb.values, width, 2)])
-        a.owner = torch.cat([_left_pad(a.owner, width, 1, UNUSED), _left_pad(b.owner, width, 1, UNUSED)])
-        a.rank = torch.cat([_left_pad(a.rank, width, 1, FAR), _left_pad(b.rank, width, 1, FAR)])
+            la.keys = torch.cat([left_pad(la.keys, width, 2), left_pad(lb.keys, width, 2)])
+            la.values = torch.cat([left_pad(la.values, width, 2), left_pad(lb.values, width, 2)])
+        a.owner = torch.cat([left_pad(a.owner, width, 1, UNUSED), left_pad(b.owner, width, 1, UNUSED)])
+        a.rank = torch.cat([left_pad(a.rank, width, 1, FAR), left_pad(b.rank, width, 1, FAR)])
         a.logits, a.rows = torch.cat([a.logits, b.logits]), a.rows + b.rows
         return a
 
-    def _forward(self, batch: _Batch, ids: torch.Tensor, pos: torch.Tensor) -> None:
+    def _forward(self, batch: Batch, ids: torch.Tensor, pos: torch.Tensor) -> None:
         """Feed a block of new columns (``batch.owner``/``rank`` already cover it) and keep each live
         branch's next-token logits. The engine builds the 4-D mask: each query sees its branch's share of
         the shared prefix, its branch's earlier tokens and itself (transformers would rebuild it every call
         from a 2-D one). Without branches (attention that takes no custom mask, fixed batches) a 2-D mask
         of each row's used columns goes to transformers instead."""
-        n, width = ids.shape
-        total = batch.owner.shape[1]
+        width = ids.shape[1]
         ids, pos = ids.to(self.device), pos.to(self.device)
         if self.max_branches == 1:  # one branch per row: transformers makes the 4-D mask from a 2-D one
             mask = (batch.owner != UNUSED).long()
         elif width == 1 and all(len(row) == 1 for row in batch.rows):  # a decode step: each row's one
             mask = self._mask_4d((batch.owner != UNUSED)[:, None, None, :])  # query sees its used columns
         else:
-            qslot = batch.owner[:, total - width :].clone()
-            qseen = torch.zeros((n, width), dtype=torch.long)
-            for r, row in enumerate(batch.rows):
-                for br in row:
-                    qseen[r, br.last - len(br.feed) + 1 : br.last + 1] = br.seen
-            qslot[qslot == UNUSED] = -(1 << 20)  # padding queries see only themselves
-            qseen = qseen.to(self.device)
-            own, rank = batch.owner[:, None, :], batch.rank[:, None, :]
-            col = torch.arange(total, device=self.device)
-            qcol = torch.arange(total - width, total, device=self.device)[None, :, None]
-            allowed = ((own == SHARED) & (rank < qseen[:, :, None])) | ((own == qslot[:, :, None]) & (col <= qcol))
-            allowed |= col == qcol
-            mask = self._mask_4d(allowed[:, None])
+            mask = self._mask_4d(batch.allowed(width)[:, None])
         kwargs = {self._cache_arg: batch.cache} if batch.cache is not None else {}
         lasts = sorted({br.last for row in batch.rows for br in row})
         if self._keep_arg:
@@ -356,18 +245,19 @@ class HFEngine:
         dtype = next(self.model.parameters()).dtype
         return torch.zeros(allowed.shape, dtype=dtype, device=self.device).masked_fill(~allowed, torch.finfo(dtype).min)
 
-    def _keep_prefix(self, batch: _Batch, r: int, br: _Branch) -> None:
+    def _keep_prefix(self, batch: Batch, r: int, br: Branch) -> None:
         """Store what branch ``br`` of row ``r`` has seen (prompt + every fed token) under its prefix key."""
         owner, rank = batch.owner[r], batch.rank[r]
         cols = (((owner == SHARED) & (rank < br.seen)) | (owner == br.slot)).nonzero().squeeze(1)
         fed = br.req.prompt_ids + br.raw[: len(cols) - len(br.req.prompt_ids)]
         layers = batch.cache.layers
         if len({(layer.keys.shape[1], layer.keys.shape[3], layer.values.shape[3]) for layer in layers}) > 1:
-            return  # layers of different shapes (heads, head_dim): not kept, recomputed instead
+            self._note("layers of different KV shapes (heads, head_dim): prefixes are recomputed, not kept")
+            return
         kv = torch.stack([torch.stack((layer.keys[r][:, cols], layer.values[r][:, cols])) for layer in layers])
         self.store.put(br.req.prefix_key, fed, kv)
 
-    def _step(self, batch: _Batch) -> tuple[_Batch | None, list[_Branch]]:
+    def _step(self, batch: Batch) -> tuple[Batch | None, list[Branch]]:
         """Sample one token per live branch, retire finished branches (and emptied rows), feed the rest
         one step."""
         flat = [br for row in batch.rows for br in row]
@@ -378,7 +268,7 @@ class HFEngine:
             for k, t in zip(drawn, picks):
                 chosen[k] = t
         keep: list[int] = []
-        finished: list[_Branch] = []
+        finished: list[Branch] = []
         k = 0
         for r, row in enumerate(batch.rows):
             live = []
