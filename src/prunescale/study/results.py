@@ -48,7 +48,7 @@ def read_index(out: Path) -> dict:
     """The index of a study folder (raises a one-line error if there is none)."""
     path = Path(out) / INDEX
     if not path.exists():
-        raise PrunescaleError(f"{out} is not a study folder with results (no {INDEX}); run `prunescale study` first")
+        raise PrunescaleError(f"{out} is not a finished study folder (no {INDEX}); run `prunescale study` first")
     index = json.loads(path.read_text())
     if index.get("version") != INDEX_VERSION:
         raise PrunescaleError(f"{path} is of another prunescale version ({index.get('version')}); re-run the study")
