@@ -118,3 +118,11 @@ def test_input_is_checked_before_any_model_loads(tmp_path):
                                  "--out", str(busy)])
     assert result.exit_code == 2 and "holds no prunescale run" in result.stderr, result.stderr
     assert (busy / "notes.txt").read_text() == "mine"
+
+
+def test_a_bad_calibration_source_is_found_before_the_model(tmp_path):
+    for calib, message in (("wikipedia", "unknown calibration source 'wikipedia'"),
+                           (f"text:{tmp_path / 'none.txt'}", "calibration file not found")):
+        result = runner.invoke(app, ["prune", "--model", "no-such-model", "--method", "wanda", "--sparsity", "0.5",
+                                     "--calib", calib, "--out", str(tmp_path / "o")])
+        assert result.exit_code == 2 and message in result.stderr, result.stderr

@@ -63,13 +63,17 @@ def _load_and_calibrate(spec, needs_data: bool, log: Callable[[str], None], purp
     (``purpose``: prune | scores, which decides the default number of sequences)."""
     import torch
 
-    from prunescale.data.calibration import load_calibration
+    from prunescale.data.calibration import check_source, load_calibration
     from prunescale.models.loader import check_device, check_dtype, load_model
 
     plugins.load()
     check_dtype(spec.dtype)
     check_device(spec.device)
     cal = spec.calibration
+    if needs_data:
+        check_source(_calibration_for(spec.model, cal.source, cal.seqlen)[0])
+    if getattr(spec, "allocation_kind", None) == "layerif":
+        check_source(_calibration_for(spec.model, spec.layerif_data, cal.seqlen)[0])
     torch.manual_seed(cal.seed)
     lm = load_model(spec.model, dtype=spec.dtype, device="cpu", trust_remote_code=spec.trust_remote_code)
     calib = None
@@ -321,13 +325,14 @@ def ppl(
     device: str = "cpu",
 ) -> dict:
     """Perplexity of a model on held-out windows of a text source (default: the model's embedded one)."""
-    from prunescale.data.calibration import load_calibration
+    from prunescale.data.calibration import check_source, load_calibration
     from prunescale.eval.perplexity import perplexity
     from prunescale.models.loader import load_model
 
     plugins.load()
-    lm = load_model(model, dtype=dtype, device=device)
     source, seqlen = _calibration_for(model, data, seqlen)
+    check_source(source)
+    lm = load_model(model, dtype=dtype, device=device)
     calib = load_calibration(source, lm.tokenizer, limit, seqlen, seed, split, lm.model)
     return {"model": model, **perplexity(lm.model, calib.samples), "data": calib.spec}
 
@@ -388,7 +393,7 @@ def tune_allocation(spec, grid: str, on: str, limit: int = 32, log: Callable[[st
     import copy
 
     from prunescale.config import PruneSpec, validated
-    from prunescale.data.calibration import load_calibration
+    from prunescale.data.calibration import check_source, load_calibration
     from prunescale.eval.perplexity import perplexity
     from prunescale.prune.allocation.registry import NEEDS_CALIBRATION as ALLOC_NEEDS_DATA
     from prunescale.prune.allocation.registry import allocate
@@ -397,6 +402,8 @@ def tune_allocation(spec, grid: str, on: str, limit: int = 32, log: Callable[[st
     source, _, split = on.rpartition(":")
     if split not in HELDOUT_SPLITS or not source:
         raise PrunescaleError(f"--on must be SOURCE:validation or SOURCE:heldout (never the test split), got {on!r}")
+    plugins.load()
+    check_source(source)
     trials = parse_grid(grid)
     # every knob set is checked before anything loads (a knob of another allocation is an error)
     specs = [validated(PruneSpec, **{**spec.model_dump(exclude_unset=True), **t}) for t in trials]

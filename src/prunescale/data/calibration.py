@@ -148,6 +148,23 @@ def self_traces(
     return [torch.tensor((p + g)[:seqlen], dtype=torch.long) for p, (g, _) in zip(prompts, gens)]
 
 
+def check_source(source: str) -> None:
+    """Refuse an unknown source, or a local one whose file is missing, before any model loads."""
+    kind, _, arg = source.partition(":")
+    if kind in ("prompts", "traces"):
+        if arg not in PROMPTS:
+            raise PrunescaleError(f"no prompts for {arg!r}; known: {', '.join(PROMPTS)}")
+    elif kind in ("text", "jsonl"):
+        if not arg:
+            raise PrunescaleError(f"{kind}: needs a path, e.g. {kind}:corpus.{'txt' if kind == 'text' else 'jsonl'}")
+        if not Path(arg).expanduser().is_file():
+            raise PrunescaleError(f"calibration file not found: {arg}")
+    elif kind not in DOCUMENTS or arg:
+        known = ", ".join([*DOCUMENTS, "text:PATH", "jsonl:PATH", *(f"{k}:{n}" for k in ("prompts", "traces")
+                                                                   for n in PROMPTS)])
+        raise PrunescaleError(f"unknown calibration source {source!r}; use one of {known}")
+
+
 def load_calibration(
     source: str,
     tok: PreTrainedTokenizerBase,
@@ -160,11 +177,10 @@ def load_calibration(
     """Token sequences from a named source (see the module docstring), deterministic in ``seed``."""
     if nsamples < 1 or seqlen < 2:
         raise PrunescaleError(f"calibration needs nsamples ≥ 1 and seqlen ≥ 2 (got {nsamples}, {seqlen})")
+    check_source(source)
     kind, _, arg = source.partition(":")
     spec = {"source": source, "split": split, "nsamples": nsamples, "seqlen": seqlen, "seed": seed}
     if kind in ("prompts", "traces"):
-        if arg not in PROMPTS:
-            raise PrunescaleError(f"no prompts for {arg!r}; known: {', '.join(PROMPTS)}")
         # prompts come from held-out items (never the test items reported): train → validation,
         # and held-out evaluation of a prompt source uses the test split so it never meets calibration
         split = {"train": "validation", "heldout": "test"}.get(split, split)
@@ -177,17 +193,12 @@ def load_calibration(
                 raise PrunescaleError("traces: calibration needs the dense model to generate with")
             samples = self_traces(model, tok, prompts, seqlen)
     elif kind in ("text", "jsonl"):
-        if not arg:
-            raise PrunescaleError(f"{kind}: needs a path, e.g. {kind}:corpus.{'txt' if kind == 'text' else 'jsonl'}")
         docs = _local_docs(kind, arg)
         if not any(d.strip() for d in docs):
             raise PrunescaleError(f"calibration file {arg} is empty")
         samples = windows(docs, tok, nsamples, seqlen, seed, source)
-    elif kind in DOCUMENTS and not arg:
-        samples = windows(DOCUMENTS[kind](split, seed), tok, nsamples, seqlen, seed, source)
     else:
-        known = ", ".join([*DOCUMENTS, "text:PATH", "jsonl:PATH", "prompts:tiny", "traces:tiny"])
-        raise PrunescaleError(f"unknown calibration source {source!r}; use one of {known}")
+        samples = windows(DOCUMENTS[kind](split, seed), tok, nsamples, seqlen, seed, source)
     cal = CalibrationSet(samples, spec)
     cal.spec["tokens"] = cal.tokens
     return cal

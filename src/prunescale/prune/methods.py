@@ -19,8 +19,8 @@ from prunescale.prune.block_runner import for_each_block, hooked
 from prunescale.prune.magnitude import magnitude_scores
 from prunescale.prune.masks import select
 from prunescale.prune.sparsegpt import SparseGPT
-from prunescale.prune.statistics import dense_input_norms, stat_hooks
-from prunescale.prune.wanda import InputNorms, wanda_scores
+from prunescale.prune.statistics import block_input_norms, dense_input_norms, stat_hooks
+from prunescale.prune.wanda import wanda_scores
 
 PruneFn = Callable[..., dict]
 METHODS: dict[str, PruneFn] = {}
@@ -82,14 +82,10 @@ def prune_wanda(
         return {"block_forwards": forwards, "activations": "dense"}
 
     def visit(i: int, block: nn.Module, forward: Callable[[], None]) -> None:
-        linears = {n: m for n, m in block.named_modules() if isinstance(m, nn.Linear)}
-        stats = {n: InputNorms(m.in_features, device) for n, m in linears.items()}
-        with hooked(stat_hooks(linears, stats)):
-            forward(stop_after=list(linears.values()))
-        for n, lin in linears.items():
-            full = blocks.name(i, n)
-            target = None if pattern.nm else pattern.sparsity[full]
-            _apply(lin, select(wanda_scores(lin.weight, stats[n].norms()), target, pattern.nm, "row"))
+        linears = dict(block.named_modules())
+        for n, norms in block_input_norms(block, forward, device).items():
+            target = None if pattern.nm else pattern.sparsity[blocks.name(i, n)]
+            _apply(linears[n], select(wanda_scores(linears[n].weight, norms), target, pattern.nm, "row"))
 
     return {**for_each_block(model, samples, visit, device, progress, "wanda"), "activations": "sequential"}
 

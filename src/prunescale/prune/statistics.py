@@ -39,6 +39,16 @@ def stat_hooks(linears: Mapping[str, nn.Linear], stats: Mapping[str, InputNorms 
     return [linears[n].register_forward_pre_hook(hook(n)) for n in stats]
 
 
+def block_input_norms(block: nn.Module, forward: Callable[..., None], device: str) -> dict[str, torch.Tensor]:
+    """‖X_j‖ of every Linear of one block (names within the block), from one statistics pass that stops
+    once the last Linear has its input."""
+    linears = {n: m for n, m in block.named_modules() if isinstance(m, nn.Linear)}
+    stats = {n: InputNorms(m.in_features, device) for n, m in linears.items()}
+    with hooked(stat_hooks(linears, stats)):
+        forward(stop_after=list(linears.values()))
+    return {n: st.norms() for n, st in stats.items()}
+
+
 def dense_input_norms(
     model: nn.Module, samples: Sequence[torch.Tensor], device: str = "cpu", progress: bool = True
 ) -> tuple[dict[str, torch.Tensor], int]:
@@ -51,12 +61,8 @@ def dense_input_norms(
     norms: dict[str, torch.Tensor] = {}
 
     def visit(i: int, block: nn.Module, forward: Callable[[], None]) -> None:
-        linears = {n: m for n, m in block.named_modules() if isinstance(m, nn.Linear)}
-        stats = {n: InputNorms(m.in_features, device) for n, m in linears.items()}
-        with hooked(stat_hooks(linears, stats)):
-            forward(stop_after=list(linears.values()))
-        for n in linears:
-            norms[blocks.name(i, n)] = stats[n].norms().cpu()
+        for n, x in block_input_norms(block, forward, device).items():
+            norms[blocks.name(i, n)] = x.cpu()
 
     run = for_each_block(model, samples, visit, device, progress, "calibration")
     return norms, run["block_forwards"]
