@@ -61,14 +61,31 @@ def test_outlier_ratio():
     assert outlier_ratio(scores, 5.0) == pytest.approx(1 / 101)
 
 
+@pytest.mark.parametrize("rule", ["peak", "scan"])
 @pytest.mark.parametrize("alpha", [2.0, 3.0, 4.5, 6.0])
-def test_hill_recovers_power_law_alpha(alpha):
+def test_hill_recovers_power_law_alpha(alpha, rule):
     rng = np.random.default_rng(int(alpha * 10))
     tail = (1 - rng.random(3000)) ** (-1 / (alpha - 1))
     bulk = rng.random(800) * 0.9
-    est, x_min = hill_alpha(np.concatenate([tail, bulk]))
+    est, x_min = hill_alpha(np.concatenate([tail, bulk]), rule)
     assert abs(est - alpha) / alpha < 0.10
     assert 0.9 <= x_min <= 1.5
+
+
+def test_peak_rule_searches_only_up_to_1_5_times_the_spectral_peak():
+    """AlphaPruning's reference picks x_min near the ESD peak, not over every tail: a spectrum whose
+    best KS tail starts far above its peak gets a different x_min from the two rules."""
+    from prunescale.prune.allocation.alpha import esd_peak
+
+    rng = np.random.default_rng(0)
+    bulk = 10 ** rng.normal(0.0, 0.05, 3000)  # a sharp peak at 1
+    tail = 3 * (1 - rng.random(400)) ** (-1 / 2.0)  # a power law (α = 3) from 3 on
+    eigs = np.concatenate([bulk, tail])
+    peak = esd_peak(eigs)
+    alpha_p, x_p = hill_alpha(eigs, "peak")
+    alpha_s, x_s = hill_alpha(eigs, "scan")
+    assert 0.7 < peak < 1.3 and x_p <= 1.5 * peak < x_s
+    assert abs(alpha_s - 3.0) < 0.4 and alpha_p != alpha_s
 
 
 def _ctx(model, target=0.5, **kw):
@@ -178,7 +195,7 @@ def _explicit_influence(model, train, validation, damping=0.1):
         g = [t[b] for t in tr]
         lam = damping * float(sum(x @ x for x in g) / len(g)) / g[0].numel()
         ihvp = sum((val[b] - (x @ val[b]) / (lam + x @ x) * x) / lam for x in g) / len(g)
-        out.append(float(sum(max(0.0, float(-(ihvp @ x))) for x in g)))
+        out.append(float(sum(min(0.0, float(-(ihvp @ x))) for x in g)))  # the helpful (negative) ones
     return out
 
 
@@ -195,7 +212,7 @@ def test_layerif_matches_the_explicit_datainf_formula():
     assert all(p.grad is None for p in model.parameters())  # gradients are not left behind
     ref = _explicit_influence(model, train, val)
     assert ours == pytest.approx(ref, rel=1e-6, abs=1e-9)
-    assert any(x > 0 for x in ours)
+    assert any(x < 0 for x in ours) and all(x <= 0 for x in ours)
     sketched = layer_influence(model, train, val, sketch_dim=4096)  # blocks have ~37k weights: sketched
     assert np.corrcoef(sketched, ours)[0, 1] > 0.9
 
@@ -211,9 +228,27 @@ def test_layerif_allocator_keeps_the_mean_and_direction(tmp_path: Path):
     scores = alloc.scores["influence"]
     assert weighted_mean(alloc.per_block, block_weights(model)) == pytest.approx(0.5, abs=1e-4)
     order = sorted(range(3), key=lambda i: scores[i])
-    assert [alloc.per_block[i] for i in order] == sorted(alloc.per_block)  # higher influence → more pruning
+    # higher score (less helpful influence) → more pruning; the most helpful block is pruned least
+    assert [alloc.per_block[i] for i in order] == sorted(alloc.per_block)
+    assert alloc.note == ""
     with pytest.raises(PrunescaleError, match="task data"):
         allocate("layerif", _ctx(model))
+
+
+def test_an_allocation_that_comes_out_uniform_says_so(tmp_path: Path):
+    """Blocks that are copies of one another score the same: AlphaPruning then gives every block S, and
+    the allocation carries a note (the run prints it as a warning and the manifest keeps it)."""
+    import torch
+
+    model = tiny_model("qwen3", layers=3, vocab=60)
+    layers = decoder_blocks(model).layers
+    with torch.no_grad():
+        for b in layers[1:]:
+            for p_to, p_from in zip(b.parameters(), layers[0].parameters()):
+                p_to.copy_(p_from)
+    alloc = allocate("alpha", _ctx(model, cache=tmp_path))
+    assert alloc.per_block == pytest.approx([0.5] * 3) and "this run is uniform" in alloc.note
+    assert allocate("uniform", _ctx(model)).note == ""
 
 
 def test_tune_allocation_records_the_held_out_choice(saved_tiny: Path, tmp_path: Path):

@@ -186,7 +186,8 @@ def test_saved_folder_reloads_with_zeros_and_a_true_manifest(saved_tiny: Path, t
     assert manifest["method"] == method and manifest["target_sparsity"] == 0.5
     assert abs(manifest["realised_sparsity"] - 0.5) < 0.005
     assert manifest["calibration"] == {"source": "tiny", "split": "train", "nsamples": 8, "seqlen": 32, "seed": 0,
-                                       "tokens": 256}
+                                       "tokens": 256,
+                                       "split_documents": "the task generator's train split (disjoint by construction)"}
     assert manifest["environment"]["packages"]["torch"]
     assert json.loads((out / "allocation.json").read_text()) == {n: 0.5 for n in prunable_linears(reloaded)}
     x = torch.randint(5, 50, (1, 10))

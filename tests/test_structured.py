@@ -49,11 +49,34 @@ def test_shortgpt_removes_the_lowest_scores(arch):
     assert sorted(bi)[:2] == sorted(bi[i] for i in plan.indices)
 
 
-def test_bi_is_measured_before_the_final_norm():
-    """The last boundary is the last block's raw output, so an identity last block scores ~0."""
-    model = tiny_model("qwen3", layers=3, vocab=60)
+def test_shortgpt_never_removes_the_last_block_unless_asked():
+    """An identity last block is the most redundant by its raw output (the old rule removed it; on
+    Qwen2.5-0.5B ShortGPT −2 removed blocks 22 and 23). As LPHIS scores it, the last block is never a
+    candidate; with shortgpt_last=normed (ShortGPT's code) it is scored against the normed final state."""
+    model = tiny_model("qwen3", layers=4, vocab=60)
     _make_identity(decoder_blocks(model).layers[-1])
-    assert abs(block_influence(boundary_cosines(model, _samples()))[-1]) < 1e-5
+    raw = block_influence(boundary_cosines(model, _samples()))
+    assert abs(raw[-1]) < 1e-5 and min(raw[:-1]) > 1e-3  # by the raw output, the last block goes first
+    plan = RULES["shortgpt"](RuleInput(model, 1, _samples()))
+    assert 3 not in plan.indices and len(plan.scores["block_influence"]) == 3
+    with torch.no_grad():
+        model.model.norm.weight.fill_(1.0)  # RMSNorm with unit weights keeps each token's direction
+    normed = RULES["shortgpt"](RuleInput(model, 1, _samples(), shortgpt_last="normed"))
+    assert normed.indices == [3] and len(normed.scores["block_influence"]) == 4
+
+
+def test_boundaries_equal_the_hidden_states_transformers_reports():
+    """With final_norm and last_token the pass gives what Gromov et al.'s recipe computes from Hugging
+    Face's hidden_states (whose last entry is after the final norm), at the last token."""
+    model = tiny_model("llama", layers=4, vocab=60)
+    samples = _samples()
+    cos = boundary_cosines(model, samples, max_run=2, last_token=True, final_norm=True)
+    with torch.no_grad():
+        hs = [model(input_ids=s[None], output_hidden_states=True).hidden_states for s in samples]
+    for n in (1, 2):
+        ref = [float(sum(torch.nn.functional.cosine_similarity(h[i][0, -1], h[i + n][0, -1], dim=0) for h in hs))
+               / len(hs) for i in range(4 - n + 1)]
+        assert cos[n] == pytest.approx(ref, abs=1e-5)
 
 
 def test_angular_picks_the_closest_run():

@@ -97,7 +97,7 @@ def _allocation_context(spec, lm, calib, progress: bool):
         source, seqlen = _calibration_for(spec.model, spec.layerif_data, cal.seqlen)
         n = spec.layerif_examples
         train = load_calibration(source, lm.tokenizer, n, seqlen, cal.seed, "train", lm.model)
-        held = load_calibration(source, lm.tokenizer, max(1, n // 2), seqlen, cal.seed, "heldout", lm.model)
+        held = load_calibration(source, lm.tokenizer, max(1, n // 2), seqlen, cal.seed, "validation", lm.model)
         influence, key = (train.samples, held.samples), json.dumps([train.spec, held.spec], sort_keys=True)
     return AllocationContext(
         lm.model,
@@ -144,6 +144,8 @@ def prune(spec, log: Callable[[str], None] = print, progress: bool = True) -> Pa
         if not spec.nm:
             ctx = _allocation_context(spec, lm, calib, progress)
             alloc = allocate(spec.allocation, ctx)
+            if alloc.note:
+                log(f"warning: {alloc.note}")
         pattern = Pattern(sparsity=alloc.sparsity if alloc else {}, nm=spec.nm_tuple, group=spec.group)
         log(
             f"pruning {spec.model} with {spec.method} "
@@ -172,6 +174,7 @@ def prune(spec, log: Callable[[str], None] = print, progress: bool = True) -> Pa
             "allocation": "n:m" if spec.nm else spec.allocation,
             "allocation_per_block": alloc.per_block if alloc else None,
             "allocation_scores": alloc.scores if alloc else {},
+            "allocation_note": alloc.note if alloc else "",
             "allocation_options": {k: getattr(spec, k) for k in ALLOCATION_KNOBS[spec.allocation_kind]},
             "nm": spec.nm,
             "comparison_group": None if spec.nm else (spec.group if spec.method == "magnitude" else "row"),
@@ -248,6 +251,7 @@ def prune_structured(spec, log: Callable[[str], None] = print) -> Path:
                 spec.keep_last,
                 spec.laco_threshold,
                 spec.laco_span,
+                spec.shortgpt_last,
             )
         )
         if not plan.indices:
@@ -320,11 +324,12 @@ def ppl(
     seqlen: int | None = None,
     limit: int = 64,
     seed: int = 0,
-    split: str = "heldout",
+    split: str = "test",
     dtype: str = "auto",
     device: str = "cpu",
 ) -> dict:
-    """Perplexity of a model on held-out windows of a text source (default: the model's embedded one)."""
+    """Perplexity of a model on windows of a text source's split (default: the test split of the model's
+    embedded source: reporting is the one use of test data)."""
     from prunescale.data.calibration import check_source, load_calibration
     from prunescale.eval.perplexity import perplexity
     from prunescale.models.loader import load_model
@@ -333,7 +338,7 @@ def ppl(
     source, seqlen = _calibration_for(model, data, seqlen)
     check_source(source)
     lm = load_model(model, dtype=dtype, device=device)
-    calib = load_calibration(source, lm.tokenizer, limit, seqlen, seed, split, lm.model)
+    calib = load_calibration(source, lm.tokenizer, limit, seqlen, seed, split, lm.model, allow_test=True)
     return {"model": model, **perplexity(lm.model, calib.samples), "data": calib.spec}
 
 

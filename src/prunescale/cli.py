@@ -179,6 +179,7 @@ def prune(
     keep_last: Annotated[bool | None, opt("keep_last", "--keep-last")] = None,
     laco_threshold: Annotated[float | None, opt("laco_threshold")] = None,
     laco_span: Annotated[int | None, opt("laco_span")] = None,
+    shortgpt_last: Annotated[str | None, opt("shortgpt_last")] = None,
 ) -> None:
     """Prune a model: one-shot unstructured (any sparsity or N:M) or remove whole decoder blocks.
 
@@ -200,7 +201,7 @@ def prune(
                          epsilon=epsilon, layerif_data=layerif_data, layerif_examples=layerif_examples, group=group,
                          sequential=sequential, blocksize=blocksize, percdamp=percdamp)
     structured = given(remove_layers=remove_layers, match_sparsity=match_sparsity, layers=layers, keep_last=keep_last,
-                       laco_threshold=laco_threshold, laco_span=laco_span)
+                       laco_threshold=laco_threshold, laco_span=laco_span, shortgpt_last=shortgpt_last)
     if method in STRUCTURED:
         if unstructured:
             raise PrunescaleError(f"{method} removes whole blocks: --{sorted(unstructured)[0].replace('_', '-')} is "
@@ -220,9 +221,9 @@ def prune(
 @user_errors
 def ppl(
     model: Annotated[str, typer.Option("--model", "-m", help="Embedded name, HF folder, .gguf file or hub id.")],
-    data: Annotated[
-        str | None, typer.Option(help="Text source (default: the model's embedded one, held-out split).")
-    ] = None,
+    data: Annotated[str | None, typer.Option(help="Text source (default: the model's embedded one).")] = None,
+    split: Annotated[str, typer.Option(help="train | validation | test (test: GSM8K's test file, a local file "
+                                      "whole).")] = "test",
     seqlen: Annotated[int | None, typer.Option(help="Tokens per window.")] = None,
     limit: Annotated[int, typer.Option(help="Number of windows.", min=1)] = 64,
     seed: Annotated[int, typer.Option(help="Seed for window sampling.")] = 0,
@@ -230,13 +231,13 @@ def ppl(
     device: Annotated[str, typer.Option(help="cpu, cuda, cuda:N")] = "cpu",
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Perplexity on held-out text — the quick check of a pruned model.
+    """Perplexity on a text source's test split (or another) — the quick check of a pruned model.
 
     Example: prunescale ppl --model runs/wanda50 --data tiny --limit 32
     """
     from prunescale.api import ppl as run_ppl
 
-    result = run_ppl(model, data, seqlen, limit, seed, dtype=dtype, device=device)
+    result = run_ppl(model, data, seqlen, limit, seed, split=split, dtype=dtype, device=device)
     if as_json:
         sys.stdout.write(json.dumps(result) + "\n")
     else:

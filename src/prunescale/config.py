@@ -42,6 +42,7 @@ ENGINES = ("hf", "vllm")
 # the options each method reads (beyond the sparsity pattern), and the knobs each allocation reads: an
 # option the user sets for a method or allocation that does not read it is an error, not ignored
 METHOD_OPTIONS = {"magnitude": (), "wanda": ("sequential",), "sparsegpt": ("sequential", "blocksize", "percdamp")}
+REMOVAL_OPTIONS = {"reverse": ("keep_last",), "laco": ("laco_threshold", "laco_span"), "shortgpt": ("shortgpt_last",)}
 ALLOCATION_KNOBS = {"uniform": (), "file": (), "owl": ("owl_m", "owl_lambda"), "alpha": ("epsilon",),
                     "layerif": ("epsilon", "layerif_data", "layerif_examples")}
 
@@ -166,7 +167,7 @@ class AllocationOptions(Strict):
     owl_m: Annotated[float, _within("OWL's outlier threshold M", 0, low_open=True)] = Field(
         5.0, description="OWL: outlier threshold M (scores > M × mean).")
     owl_lambda: Annotated[float, _within("OWL's λ", 0, low_open=True)] = Field(
-        0.08, description="OWL: block sparsities range over [S − λ, S + λ] before rescaling to mean S.")
+        0.08, description="OWL: block sparsities span a range 2λ wide around S (mean S).")
     epsilon: Annotated[float, _within("ε", 0, 1, low_open=True)] = Field(
         0.3, description="AlphaPruning / LayerIF: ratio range 1 ± ε.")
     layerif_data: str | None = Field(None, description="LayerIF task data source (its train and held-out splits "
@@ -269,6 +270,9 @@ class StructuredOptions(Strict):
     laco_threshold: Annotated[float, _within("LaCo threshold", 0, 1, low_open=True, high_closed=True)] = Field(
         0.9, description="LaCo: minimum cosine similarity to keep a merge.")
     laco_span: Positive = Field(1, description="LaCo: following blocks folded into a block per merge.")
+    shortgpt_last: Annotated[str, _one_of("shortgpt_last rule", ("never", "normed"))] = Field(
+        "never", description="ShortGPT: never (the last block is never a candidate, as LPHIS scores it) | normed "
+        "(score it against the final normed hidden state, as ShortGPT's own code).")
 
     @field_validator("layers")
     @classmethod
@@ -292,6 +296,10 @@ class StructuredOptions(Strict):
             raise ValueError(f"--layers is for method 'layers', not {self.method!r}")
         elif given != 1:
             raise ValueError("give exactly one of --remove-layers N or --match-sparsity S")
+        options = {k for ks in REMOVAL_OPTIONS.values() for k in ks}
+        stray = _changed(self, options - set(REMOVAL_OPTIONS.get(self.method, ())))
+        if stray:
+            raise ValueError(f"{stray[0]} is not an option of {self.method}")
         return self
 
     @property

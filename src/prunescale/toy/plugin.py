@@ -31,9 +31,8 @@ register(Kind("tiny", "\n\n", lambda it: it.question, lambda it, text, start: te
               check=lambda it, answer: verify(it.question, answer), cue_wins=True))
 
 
-@documents("tiny")
+@documents("tiny", {s: f"the task generator's {s} split (disjoint by construction)" for s in SPLITS})
 def tiny_documents(split: str, seed: int) -> list[str]:
-    split = {"heldout": "validation"}.get(split, split)
     return [
         render_prompt(p.prompt) + p.trace() + f"{THINK_CLOSE}\n\n{p.answer}{EOS}\n"
         for p in sample_problems(split, 2000, seed=seed)
@@ -41,7 +40,6 @@ def tiny_documents(split: str, seed: int) -> list[str]:
 
 
 def tiny_prompts(split: str, n: int, seed: int) -> list[str]:
-    split = {"heldout": "validation"}.get(split, split)
     return [p.prompt for p in sample_problems(split, n, seed=seed)]
 
 

@@ -13,8 +13,14 @@ of the training gradients and their dot products with the validation gradient, s
 Blocks with more than ``sketch_dim`` weights are count-sketched (a seeded hash-and-sign projection that
 preserves dot products in expectation); the exact squared norms are kept for λ and the diagonal.
 
-Block score = Σ_i max(I_ℓ(z_i), 0); the allocator prunes higher-scoring blocks more (same linear map as
-AlphaPruning). Data must come from a train / held-out split, never from reported test items.
+Sign: I < 0 means up-weighting z_i lowers the validation loss (a helpful example), as in Koh & Liang and
+DataInf. The block score follows the LayerIF reference code (its "positive IF" rule, which keeps the
+helpful, non-positive entries): S_ℓ = Σ_i min(I_ℓ(z_i), 0) ≤ 0. The allocator prunes higher-scoring
+blocks more (AlphaPruning's linear map), so a block whose training examples help the validation loss
+most (most negative S) is pruned least. Where no example is helpful for any block every S is 0 and the
+allocation is uniform, which the run says (it used to sum the harmful, positive entries instead: with
+all influences helpful, as on SmolLM2, every block scored 0 and fell back to uniform silently). Data
+comes from the source's train and validation splits, never from reported test items.
 """
 
 from __future__ import annotations
@@ -67,7 +73,7 @@ def layer_influence(
     sketch_dim: int = 1 << 18,
     progress: bool = False,
 ) -> list[float]:
-    """Σ of positive influences per block (see the module docstring)."""
+    """Σ of the helpful (non-positive) influences per block (see the module docstring)."""
     from rich.progress import track
 
     weights = _block_weights(model)
@@ -103,5 +109,5 @@ def layer_influence(
         a = g @ v[b].double()  # g_jᵀ v
         coef = a / (lam + exact_sq)  # (g_jᵀ v) / (λ + ‖g_j‖²)
         influence = -(a - (coef @ gram) / n) / lam  # I_i for every training example i
-        scores.append(float(influence.clamp(min=0).sum()))
+        scores.append(float(influence.clamp(max=0).sum()))
     return scores

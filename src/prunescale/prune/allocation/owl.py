@@ -1,8 +1,10 @@
 """OWL (Yin et al. 2024): blocks with more activation outliers are pruned less.
 
 For block ℓ, D_ℓ is the fraction of its Wanda scores (|W_ij|·‖X_j‖ over all its Linears together) that
-exceed M × their mean. Normalised r_ℓ = (D_ℓ − min D)/(max D − min D) · 2λ, and
-sparsity_ℓ = S − (r_ℓ − mean r): more outliers → less pruning, values within S ± λ.
+exceed M × their mean. Normalised r_ℓ = (D_ℓ − min D)/(max D − min D) · 2λ ∈ [0, 2λ], and
+sparsity_ℓ = S − (r_ℓ − r̄), r̄ the parameter-weighted mean of r: more outliers → less pruning. The
+sparsities span a range 2λ wide that contains S, so they lie in [S − 2λ, S + 2λ] — S ± λ only when r̄ is
+λ (outlier ratios spread evenly), not in general.
 """
 
 from __future__ import annotations

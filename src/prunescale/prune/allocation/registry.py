@@ -51,6 +51,7 @@ class Allocation:
     scores: dict[str, list[float]] = field(default_factory=dict)
     input_norms: dict[str, torch.Tensor] | None = None  # full Linear name → ‖X_j‖ (OWL's pass)
     block_forwards: int = 0
+    note: str = ""  # said when the allocation came out uniform although it was not asked to
 
 
 Allocator = Callable[[AllocationContext], Allocation]
@@ -106,8 +107,9 @@ def _weights_hash(model: nn.Module) -> str:
 
 
 def block_alphas(model: nn.Module, cache: Path | None = None) -> list[float]:
-    """Mean Hill α per block, cached by a hash of the weights (not a folder name) and the estimator."""
-    key = f"{_weights_hash(model)}-hill-ks-v1"
+    """Mean Hill α per block (x_min at the spectral peak, as AlphaPruning's reference code), cached by a
+    hash of the weights (not a folder name) and the estimator."""
+    key = f"{_weights_hash(model)}-hill-peak-v2"
     path = (cache / "alpha" / f"{key}.json") if cache else None
     if path is not None and path.exists():
         return json.loads(path.read_text())["block_alpha"]
@@ -138,7 +140,7 @@ def layerif(ctx: AllocationContext) -> Allocation:
 
     if ctx.influence_data is None:
         raise PrunescaleError("LayerIF needs task data (train and held-out examples)")
-    key = f"{_weights_hash(ctx.model)}-{hashlib.sha256(ctx.influence_key.encode()).hexdigest()[:12]}-layerif-v1"
+    key = f"{_weights_hash(ctx.model)}-{hashlib.sha256(ctx.influence_key.encode()).hexdigest()[:12]}-layerif-v2"
     path = (ctx.cache / "layerif" / f"{key}.json") if ctx.cache else None
     if path is not None and path.exists():
         scores = json.loads(path.read_text())["block_score"]
@@ -207,4 +209,8 @@ def allocate(name: str, ctx: AllocationContext) -> Allocation:
         raise PrunescaleError(f"unknown allocation {name!r}; choose one of {', '.join(ALLOCATORS)} (file:PATH)")
     if kind == "file":
         ctx.file = name.split(":", 1)[1] if ":" in name else None
-    return ALLOCATORS[kind](ctx)
+    alloc = ALLOCATORS[kind](ctx)
+    if kind != "uniform" and len(alloc.per_block) > 1 and max(alloc.per_block) - min(alloc.per_block) < 1e-9:
+        alloc.note = (f"allocation {name} gave every block the same sparsity (its block scores do not differ): "
+                      "this run is uniform")
+    return alloc

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from prunescale.errors import PrunescaleError
 from prunescale.models.anatomy import decoder_blocks
 from prunescale.prune.structured.scores import angular_distance, block_influence, boundary_cosines
 
@@ -39,6 +40,7 @@ class RuleInput:
     keep_last: bool = False
     laco_threshold: float = 0.9
     laco_span: int = 1
+    shortgpt_last: str = "never"  # never: blocks 0..L−2 only (LPHIS) | normed: ShortGPT's own code
 
 
 Rule = Callable[[RuleInput], RemovalPlan]
@@ -62,20 +64,35 @@ def _n_blocks(model: nn.Module) -> int:
 
 @rule("shortgpt", calibrated=True)
 def shortgpt(inp: RuleInput) -> RemovalPlan:
-    """Remove the n blocks with the lowest Block Influence (they change the hidden state least)."""
-    bi = block_influence(boundary_cosines(inp.model, inp.samples, 1, inp.device))
-    order = sorted(range(len(bi)), key=lambda i: (bi[i], i))
-    return RemovalPlan(sorted(order[: inp.n]), {"block_influence": bi})
+    """Remove the n blocks with the lowest Block Influence (they change the hidden state least).
+
+    ``never`` (default): as LPHIS (keyu-wang-2002/Layer-Pruning-Harms-Inference-Scaling, ``lib/prune.py``,
+    whose ShortGPT the reference study compares against) and other layer-pruning code scores it: from the
+    inputs of blocks 0 … L−1, so only blocks 0 … L−2 are scored and the last block is never a candidate.
+    ``normed``: as ShortGPT's own code (icip-cas/ShortGPT): every block, the last one against the final
+    normed hidden state. (prunescale used to score the last block against its un-normed output, which can
+    make the last blocks look redundant; that rule is gone.)"""
+    if inp.shortgpt_last not in ("never", "normed"):
+        raise PrunescaleError(f"shortgpt_last must be never or normed, got {inp.shortgpt_last!r}")
+    normed = inp.shortgpt_last == "normed"
+    bi = block_influence(boundary_cosines(inp.model, inp.samples, 1, inp.device, final_norm=normed))
+    candidates = range(len(bi)) if normed else range(len(bi) - 1)
+    if inp.n > len(candidates):
+        raise PrunescaleError(f"ShortGPT can remove at most {len(candidates)} blocks here (the last block is never a "
+                         "candidate; shortgpt_last: normed allows it)")
+    order = sorted(candidates, key=lambda i: (bi[i], i))
+    scores = bi if normed else bi[:-1]
+    return RemovalPlan(sorted(order[: inp.n]), {"block_influence": scores})
 
 
 @rule("angular", calibrated=True)
 def angular(inp: RuleInput) -> RemovalPlan:
-    """Remove the run of n consecutive blocks whose input and output are closest in angle."""
-    cos = boundary_cosines(inp.model, inp.samples, inp.n, inp.device)
+    """Remove the run of n consecutive blocks whose input and output are closest in angle, measured at the
+    last token of each sample with the final boundary after the model's norm (Gromov et al. 2024)."""
+    cos = boundary_cosines(inp.model, inp.samples, inp.n, inp.device, last_token=True, final_norm=True)
     dist = angular_distance(cos, inp.n)
     start = min(range(len(dist)), key=lambda i: (dist[i], i))
-    return RemovalPlan(list(range(start, start + inp.n)),
-                       {f"angular_distance_n{inp.n}": dist, "block_influence": block_influence(cos)})
+    return RemovalPlan(list(range(start, start + inp.n)), {f"angular_distance_n{inp.n}": dist})
 
 
 @rule("reverse")
