@@ -48,8 +48,9 @@ eval: {{benchmarks: [tiny], limit: 8, budgets: [0, 6, 12], answer_budget: 3}}
 def test_examples_parse_and_expand():
     demo = expand(load_spec(EXAMPLES / "demo.yaml"))
     names = [v.name for v in demo]
-    assert names[0] == "dense" and len(names) == len(set(names)) == 13
-    assert {"wanda-20-owl", "magnitude-50-uniform", "sparsegpt-50-uniform", "shortgpt-match20"} <= set(names)
+    assert names[0] == "dense" and len(names) == len(set(names)) == 14
+    assert {"wanda-20-owl", "wanda-70-alpha", "magnitude-70-uniform", "sparsegpt-70-uniform",
+            "shortgpt-remove2"} <= set(names)
     paper = load_spec(EXAMPLES / "paper.yaml")
     assert len(expand(paper)) == 1 + 2 * 3 * 5 + 3 and paper.eval.seeds == [7, 11, 42]
 

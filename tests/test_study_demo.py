@@ -45,7 +45,8 @@ def test_reduced_demo_study(tmp_path: Path, monkeypatch):
     for name in ("report.md", "report.html", "tts_curves.png", "tts_curves.svg"):
         assert (out / name).stat().st_size > 0
     report = (out / "report.md").read_text()
-    assert "wanda-50" in report and "p=" in report
+    assert "wanda-50" in report and "p (Holm)" in report and "Claims of the reference study" in report
+    assert (out / "pooled.csv").exists()
     index = json.loads((out / "index.json").read_text())
     folders = [v["prune"] for v in index["variants"] if v["prune"]] + [e for v in index["variants"] for e in v["evals"]]
     assert len(folders) == 2 + 3 and all(f["status"] == "done" and (out / f["folder"]).is_dir() for f in folders)

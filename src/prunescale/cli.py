@@ -104,11 +104,12 @@ def models(
 def demo(
     out_dir: Annotated[Path, typer.Option("--out", help="Study folder.")] = Path("runs/demo"),
 ) -> None:
-    """The demo study on the embedded tiny reasoner: prune 12 ways, measure accuracy vs thinking budget.
+    """The demo study on the embedded tiny reasoner: prune 13 ways, measure accuracy vs thinking budget.
 
-    Runs examples/demo.yaml (dense; Magnitude and Wanda at 20 % and 50 % with uniform and OWL; SparseGPT 50 %;
-    ShortGPT removing 1 and 2 blocks and a parameter-matched 20 %; 7 budgets; 300 test items) offline on a
-    CPU, then writes report.md / report.html. Re-running reuses every finished stage.
+    Runs examples/demo.yaml (dense; Wanda at 20, 50 and 70 % with uniform, OWL and AlphaPruning allocation;
+    SparseGPT and Magnitude at 70 %; ShortGPT removing 1 and 2 blocks; 5 budgets; 200 items of the test
+    split and of the hard split) offline on a CPU, then writes report.md / report.html with intervals,
+    paired tests against dense and the reference study's claims judged. Re-running reuses finished stages.
 
     Example: prunescale demo --out runs/demo
     """

@@ -19,40 +19,17 @@ import numpy as np
 
 
 def _load(out: Path) -> tuple[dict, list[dict], dict[str, dict], dict[tuple[str, str], list[dict]]]:
-    """The study's index, its results table, each variant's manifest and each run's samples: every folder
+    """The study's index, its pooled table, each variant's manifest and each run's samples: every folder
     comes from the index the runner wrote, never from re-planning the study."""
-    from prunescale.study.results import manifest, read_index, read_results
+    from prunescale.study.results import manifest, read_index, read_pooled
     from prunescale.tts.run import read_samples
 
     index = read_index(out)
-    rows = read_results(out)
+    rows = read_pooled(out)
     manifests = {v["name"]: m for v in index["variants"] if (m := manifest(out, v))}
     samples = {(v["name"], ev["benchmark"]): read_samples(out / ev["folder"] / "samples.jsonl")
                for v in index["variants"] for ev in v["evals"]}
     return index, rows, manifests, samples
-
-
-def paired_test(a: dict[str, float], b: dict[str, float], n_perm: int = 10000, seed: int = 0) -> tuple[float, float]:
-    """(mean difference a − b, two-sided sign-flip permutation p-value) over the items both have."""
-    items = sorted(set(a) & set(b))
-    d = np.array([a[i] - b[i] for i in items])
-    if d.size == 0:
-        return float("nan"), float("nan")
-    observed = abs(d.mean())
-    if observed == 0:
-        return 0.0, 1.0
-    rng = np.random.default_rng(seed)
-    signs = rng.choice([-1.0, 1.0], size=(n_perm, d.size))
-    null = np.abs((signs * d).mean(axis=1))
-    return float(d.mean()), float((1 + (null >= observed - 1e-12).sum()) / (n_perm + 1))
-
-
-def _per_item(rows: list[dict], budget: int) -> dict[str, float]:
-    acc: dict[str, list[float]] = defaultdict(list)
-    for r in rows:
-        if r["budget"] == budget:
-            acc[r["item_id"]].append(float(r["correct"]))
-    return {k: sum(v) / len(v) for k, v in acc.items()}
 
 
 def _repetition(text: str) -> float:
@@ -173,6 +150,71 @@ class Section:
         return f"<h2>{esc(self.title)}</h2>{text}<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
+def _pct_ci(value: float, low: float, high: float, signed: bool = False) -> str:
+    v = f"{100 * value:+.1f}" if signed else f"{100 * value:.1f}"
+    return f"{v} [{100 * low:.1f}, {100 * high:.1f}]"
+
+
+def _p(p: float) -> str:
+    return "–" if p != p else ("<0.001" if p < 0.001 else f"{p:.3f}")
+
+
+def _accuracy_sections(bench: str, rows: list[dict], ev: dict) -> list[Section]:
+    """Accuracy per variant and budget, pooled over seeds; the paired difference to dense with raw and
+    Holm p-values; and what this run could detect."""
+    rs = [r for r in rows if r["benchmark"] == bench]
+    budgets = sorted({r["budget"] for r in rs})
+    variants = list(dict.fromkeys(r["variant"] for r in rs))
+    cell = {(r["variant"], r["budget"]): r for r in rs}
+    acc_rows = [[v, *(_pct_ci(cell[v, b]["accuracy"], cell[v, b]["ci_low"], cell[v, b]["ci_high"])
+                      if (v, b) in cell else "–" for b in budgets)] for v in variants]
+    any_r = rs[0]
+    unit = (f"{any_r['items']} items × {any_r['seeds']} seed(s), {any_r['observations'] // max(1, any_r['items'])} "
+            f"observation(s) per item")
+    out = [Section(
+        f"Accuracy on {bench} ({ev['split']} split) by thinking budget",
+        f"Accuracy % [95 % interval] pooled over seeds and samples, items the unit ({unit}): Wilson's interval "
+        "at the design-effect sample size (docs/METHODS.md).",
+        ["variant", *[f"B={b}" for b in budgets]], acc_rows)]
+    diff_rows = []
+    for r in rs:
+        if r["p"] == r["p"]:
+            delta = _pct_ci(r["delta"], r["delta_low"], r["delta_high"], signed=True)
+            diff_rows.append([r["variant"], str(r["budget"]), delta, _p(r["p"]), _p(r["p_holm"])])
+    if diff_rows:
+        n_tests = len(diff_rows)
+        out.append(Section(
+            f"Difference from dense on {bench}",
+            f"Paired on the same items (each item's accuracy averaged over its seeds and samples): Δ in points "
+            f"[95 % t interval over items]; p from a two-sided sign-flip permutation test; Holm-adjusted over "
+            f"this table's family of {n_tests} comparisons (every variant × budget).",
+            ["variant", "budget", "Δ points [95 %]", "p", "p (Holm)"], diff_rows))
+    dense = [r for r in rs if r["kind"] == "dense"]
+    if dense:
+        from prunescale.stats.power import minimum_detectable_difference
+
+        top = max(dense, key=lambda r: r["budget"])
+        mdd = minimum_detectable_difference(top["accuracy"], top["n_eff"])
+        out[0].text += (f" Power: dense is at {100 * top['accuracy']:.1f} % at B={top['budget']} (effective n "
+                        f"{top['n_eff']:.0f}); this run can detect differences from dense of about "
+                        f"{100 * mdd:.1f} points or more (α 0.05, power 0.8); smaller ones are undecided here.")
+    return out
+
+
+def _claims_section(rows: list[dict], samples: dict) -> Section:
+    from prunescale.report.claims import MARGIN, judge
+
+    claims = judge(rows, samples)
+    return Section(
+        "Claims of the reference study, on this run",
+        "(a) removing layers collapses test-time scaling, (b) unstructured pruning at ≤ 20 % keeps dense "
+        "test-time scaling, (c) non-uniform allocation matters more at high sparsity — each judged from paired "
+        f"95 % intervals by the rules in docs/METHODS.md (margin {100 * MARGIN:.0f} points): held, not held, "
+        "undecided (the intervals allow either), or not tested (no variants for it).",
+        ["claim", "benchmark", "verdict", "evidence"],
+        [[f"({c.key}) {c.statement}", c.benchmark, c.verdict, c.evidence] for c in claims])
+
+
 def write_report(out: Path) -> Path:
     """Write report.md, report.html and the plots into the study folder ``out``."""
     out = Path(out)
@@ -183,31 +225,9 @@ def write_report(out: Path) -> Path:
     plots = _plots(out, rows, manifests, benches, variants)
     pct = lambda x: f"{100 * x:.1f}"  # noqa: E731
     sections: list[Section] = []
-    # main table: accuracy per budget with CIs, Δ vs dense and paired p-values
     for bench in benches:
-        budgets = sorted({r["budget"] for r in rows if r["benchmark"] == bench})
-        body = []
-        dense_rows = samples.get(("dense", bench), [])
-        for v in variants:
-            cells = [v]
-            for b in budgets:
-                rs = [r for r in rows if r["variant"] == v and r["benchmark"] == bench and r["budget"] == b]
-                if not rs:
-                    cells.append("–")
-                    continue
-                acc = np.mean([r["accuracy"] for r in rs])
-                lo, hi = np.mean([r["ci_low"] for r in rs]), np.mean([r["ci_high"] for r in rs])
-                cell = f"{pct(acc)} [{pct(lo)}, {pct(hi)}]"
-                if v != "dense" and dense_rows:
-                    delta, p = paired_test(_per_item(samples[(v, bench)], b), _per_item(dense_rows, b))
-                    cell += f" Δ{100 * delta:+.1f} p={p:.3f}"
-                cells.append(cell)
-            body.append(cells)
-        sections.append(Section(
-            f"Accuracy on {bench} ({ev['split']} split) by thinking budget",
-            "Accuracy % [95 % bootstrap CI over items]; Δ vs dense in points with a paired sign-flip "
-            "permutation p-value on the same items.",
-            ["variant", *[f"B={b}" for b in budgets]], body))
+        sections += _accuracy_sections(bench, rows, ev)
+    sections.append(_claims_section(rows, samples))
     # pruning table
     body = []
     for v in variants:
@@ -235,9 +255,9 @@ def write_report(out: Path) -> Path:
                 path = out / run["folder"] / "summary.json"
                 summ = json.loads(path.read_text()) if path.exists() else {}
                 for b in summ.get("budgets", []):
-                    keys = sorted(k for k in b if "@" in k)
+                    keys = sorted(k for k in b if "@" in k and not k.endswith("_ci95"))
                     body.append([v["name"], run["benchmark"], str(b["budget"]),
-                                 ", ".join(f"{k} {pct(b[k])}" for k in keys)])
+                                 ", ".join(f"{k} {_pct_ci(b[k], *b[k + '_ci95'])}" for k in keys)])
         sections.append(Section("Parallel scaling (maj@k, pass@k, cov@k)", "",
                                 ["variant", "benchmark", "budget", "metrics %"], body))
     # reasoning traces

@@ -1,10 +1,12 @@
-"""A study's results index and its table: what the runner writes and the report reads.
+"""A study's results index and its tables: what the runner writes and the report reads.
 
 ``index.json`` lists every stage folder of the study (relative to the study folder), with the stage's
 content hash and status, and the settings a report states. ``results.csv`` has one row per variant ×
-benchmark × budget × seed. The report reads these two files and the folders the index names; it never
-re-plans the study (so a changed stage version cannot make it find nothing), and nothing here imports
-the runner or the report.
+benchmark × budget × seed; ``pooled.csv`` one row per variant × benchmark × budget, pooled over seeds
+and samples with items as the unit (:mod:`prunescale.stats`), with the paired difference to dense on
+the same items and its p-value, raw and Holm-adjusted over the benchmark's table. The report reads
+these files and the folders the index names; it never re-plans the study (so a changed stage version
+cannot make it find nothing), and nothing here imports the runner or the report.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from pathlib import Path
 
 from prunescale.errors import PrunescaleError
 
-INDEX, RESULTS = "index.json", "results.csv"
+INDEX, RESULTS, POOLED = "index.json", "results.csv", "pooled.csv"
 INDEX_VERSION = 1
 RESULT_COLUMNS = (
     "variant",
@@ -42,6 +44,34 @@ RESULT_COLUMNS = (
 INT_COLUMNS = ("budget", "seed", "items")
 TEXT_COLUMNS = ("variant", "kind", "method", "allocation", "benchmark", "split")
 FLOAT_COLUMNS = tuple(c for c in RESULT_COLUMNS if c not in INT_COLUMNS + TEXT_COLUMNS)
+POOLED_COLUMNS = (
+    "variant",
+    "kind",
+    "method",
+    "allocation",
+    "target_sparsity",
+    "removed_param_fraction",
+    "benchmark",
+    "split",
+    "budget",
+    "items",
+    "seeds",
+    "observations",
+    "accuracy",
+    "ci_low",
+    "ci_high",
+    "n_eff",
+    "delta",
+    "delta_low",
+    "delta_high",
+    "p",
+    "p_holm",
+    "mean_thinking_tokens",
+    "forced_end_rate",
+    "no_answer_rate",
+)
+POOLED_INT = ("budget", "items", "seeds", "observations")
+POOLED_FLOAT = tuple(c for c in POOLED_COLUMNS if c not in POOLED_INT + TEXT_COLUMNS)
 
 
 def read_index(out: Path) -> dict:
@@ -62,66 +92,138 @@ def manifest(out: Path, variant: dict) -> dict:
     return json.loads(path.read_text()) if path is not None and path.exists() else {}
 
 
-def collect_results(out: Path, index: dict) -> list[dict]:
-    """One row per variant × benchmark × budget × seed, from each finished run's samples.jsonl."""
+def runs(out: Path, index: dict):
+    """(variant entry, its manifest, benchmark, samples) for every evaluation the index lists."""
     from prunescale.tts.run import read_samples
-    from prunescale.tts.stats import bootstrap_ci
 
-    rows = []
     for v in index["variants"]:
         m = manifest(out, v)
         for ev in v["evals"]:
-            groups: dict[tuple[int, int], dict[str, list[dict]]] = defaultdict(lambda: defaultdict(list))
-            for r in read_samples(Path(out) / ev["folder"] / "samples.jsonl"):
-                groups[(r["budget"], r["seed"])][r["item_id"]].append(r)
-            for (budget, seed), items in sorted(groups.items()):
-                per_item = [sum(x["correct"] for x in v_) / len(v_) for v_ in items.values()]
-                flat = [x for v_ in items.values() for x in v_]
-                acc, low, high = bootstrap_ci(per_item)
-                rows.append(
-                    {
-                        "variant": v["name"],
-                        "kind": v["kind"],
-                        "method": v["method"],
-                        "allocation": m.get("allocation", "") or "",
-                        "target_sparsity": m.get("target_sparsity") or 0.0,
-                        "realised_sparsity": m.get("realised_sparsity") or 0.0,
-                        "removed_param_fraction": m.get("removed_param_fraction") or 0.0,
-                        "benchmark": ev["benchmark"],
-                        "split": index["eval"]["split"],
-                        "budget": budget,
-                        "seed": seed,
-                        "items": len(items),
-                        "accuracy": acc,
-                        "ci_low": low,
-                        "ci_high": high,
-                        "mean_thinking_tokens": sum(x["thinking_tokens"] for x in flat) / len(flat),
-                        "forced_end_rate": sum(x["forced_end"] for x in flat) / len(flat),
-                        "no_answer_rate": sum(x["status"] == "no_answer" for x in flat) / len(flat),
-                    }
-                )
+            yield v, m, ev["benchmark"], read_samples(Path(out) / ev["folder"] / "samples.jsonl")
+
+
+def _variant_columns(v: dict, m: dict) -> dict:
+    return {"variant": v["name"], "kind": v["kind"], "method": v["method"], "allocation": m.get("allocation", "") or "",
+            "target_sparsity": m.get("target_sparsity") or 0.0}
+
+
+def _rates(flat: list[dict]) -> dict:
+    return {
+        "mean_thinking_tokens": sum(x["thinking_tokens"] for x in flat) / len(flat),
+        "forced_end_rate": sum(x["forced_end"] for x in flat) / len(flat),
+        "no_answer_rate": sum(x["status"] == "no_answer" for x in flat) / len(flat),
+    }
+
+
+def collect_results(out: Path, index: dict) -> list[dict]:
+    """One row per variant × benchmark × budget × seed, from each finished run's samples.jsonl."""
+    from prunescale.stats.intervals import accuracy
+
+    rows = []
+    for v, m, bench, samples in runs(out, index):
+        groups: dict[tuple[int, int], dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+        flats: dict[tuple[int, int], list[dict]] = defaultdict(list)
+        for r in samples:
+            groups[(r["budget"], r["seed"])][r["item_id"]].append(float(r["correct"]))
+            flats[(r["budget"], r["seed"])].append(r)
+        for (budget, seed), items in sorted(groups.items()):
+            est = accuracy(list(items.values()))
+            rows.append({
+                **_variant_columns(v, m),
+                "realised_sparsity": m.get("realised_sparsity") or 0.0,
+                "removed_param_fraction": m.get("removed_param_fraction") or 0.0,
+                "benchmark": bench,
+                "split": index["eval"]["split"],
+                "budget": budget,
+                "seed": seed,
+                "items": len(items),
+                "accuracy": est.value,
+                "ci_low": est.low,
+                "ci_high": est.high,
+                **_rates(flats[(budget, seed)]),
+            })
+    return [{k: r[k] for k in RESULT_COLUMNS} for r in rows]
+
+
+def item_accuracy(samples: list[dict], budget: int) -> dict[str, list[float]]:
+    """Item id → its observations (every seed and sample) at one budget."""
+    out: dict[str, list[float]] = defaultdict(list)
+    for r in samples:
+        if r["budget"] == budget:
+            out[r["item_id"]].append(float(r["correct"]))
+    return out
+
+
+def pooled_results(out: Path, index: dict) -> list[dict]:
+    """One row per variant × benchmark × budget: accuracy pooled over seeds and samples (items the unit),
+    and against dense on the same items: the mean paired difference, its interval and p-value, raw and
+    Holm-adjusted over the benchmark's family (every non-dense variant × budget)."""
+    from prunescale.stats.intervals import accuracy
+    from prunescale.stats.multiple import holm
+    from prunescale.stats.paired import paired
+
+    table = list(runs(out, index))
+    dense = {bench: samples for v, _, bench, samples in table if v["kind"] == "dense"}
+    rows = []
+    for v, m, bench, samples in table:
+        for budget in sorted({r["budget"] for r in samples}):
+            obs = item_accuracy(samples, budget)
+            est = accuracy(list(obs.values()))
+            row = {
+                **_variant_columns(v, m),
+                "removed_param_fraction": m.get("removed_param_fraction") or 0.0,
+                "benchmark": bench,
+                "split": index["eval"]["split"],
+                "budget": budget,
+                "items": len(obs),
+                "seeds": len({r["seed"] for r in samples if r["budget"] == budget}),
+                "observations": sum(len(o) for o in obs.values()),
+                "accuracy": est.value,
+                "ci_low": est.low,
+                "ci_high": est.high,
+                "n_eff": est.n_eff,
+                **dict.fromkeys(("delta", "delta_low", "delta_high", "p", "p_holm"), float("nan")),
+                **_rates([r for r in samples if r["budget"] == budget]),
+            }
+            if v["kind"] != "dense" and bench in dense:
+                mean = lambda o: {i: sum(x) / len(x) for i, x in o.items()}  # noqa: E731
+                d = paired(mean(obs), mean(item_accuracy(dense[bench], budget)))
+                row.update(delta=d.delta, delta_low=d.low, delta_high=d.high, p=d.p)
+            rows.append(row)
+    for bench in {r["benchmark"] for r in rows}:
+        family = [r for r in rows if r["benchmark"] == bench and r["p"] == r["p"]]
+        for r, adjusted in zip(family, holm([r["p"] for r in family])):
+            r["p_holm"] = adjusted
     return rows
 
 
-def results_csv(rows: list[dict]) -> str:
+def results_csv(rows: list[dict], columns: tuple[str, ...] = RESULT_COLUMNS) -> str:
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=RESULT_COLUMNS, lineterminator="\n")
+    w = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
     w.writeheader()
     for r in rows:
         w.writerow({k: (f"{v:.6f}" if isinstance(v, float) else v) for k, v in r.items()})
     return buf.getvalue()
 
 
-def read_results(out: Path) -> list[dict]:
-    """results.csv with its column types (the one column list above)."""
-    path = Path(out) / RESULTS
+def _read_csv(path: Path, floats: tuple[str, ...], ints: tuple[str, ...]) -> list[dict]:
     if not path.exists():
-        raise PrunescaleError(f"{out} has no {RESULTS}; run `prunescale study` first")
+        raise PrunescaleError(f"{path.parent} has no {path.name}; run `prunescale study` first")
     with path.open() as fh:
         rows = [dict(r) for r in csv.DictReader(fh)]
     for r in rows:
-        for k in FLOAT_COLUMNS:
+        for k in floats:
             r[k] = float(r[k])
-        for k in INT_COLUMNS:
+        for k in ints:
             r[k] = int(r[k])
     return rows
+
+
+def read_pooled(out: Path) -> list[dict]:
+    """pooled.csv with its column types."""
+    return _read_csv(Path(out) / POOLED, POOLED_FLOAT, POOLED_INT)
+
+
+def read_results(out: Path) -> list[dict]:
+    """results.csv with its column types (the one column list above)."""
+    return _read_csv(Path(out) / RESULTS, FLOAT_COLUMNS, INT_COLUMNS)

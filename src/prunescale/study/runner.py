@@ -11,7 +11,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from prunescale.errors import PrunescaleError
-from prunescale.study.results import INDEX, INDEX_VERSION, RESULTS, collect_results, results_csv
+from prunescale.study.results import (
+    INDEX,
+    INDEX_VERSION,
+    POOLED,
+    POOLED_COLUMNS,
+    RESULTS,
+    collect_results,
+    pooled_results,
+    results_csv,
+)
 from prunescale.study.spec import StudySpec, Variant, expand, load_spec
 from prunescale.study.store import (
     claim_folder,
@@ -185,6 +194,7 @@ def run_study(
         idx = index(spec, stages, out)
         write_json_atomic(out / INDEX, idx)
         write_text_atomic(out / RESULTS, results_csv(collect_results(out, idx)))
+        write_text_atomic(out / POOLED, results_csv(pooled_results(out, idx), POOLED_COLUMNS))
         from prunescale.report.study_report import write_report
 
         write_report(out)

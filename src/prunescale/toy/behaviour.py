@@ -18,9 +18,9 @@ from collections.abc import Callable, Sequence
 
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from prunescale.stats.intervals import accuracy
 from prunescale.toy.evaluate import Graded, solve
 from prunescale.toy.tasks import Problem, sample_problems
-from prunescale.tts.stats import bootstrap_ci
 
 DEFAULT_BUDGETS = (0, 12, 24, 36, 48, 60, 72, 96)
 
@@ -34,7 +34,8 @@ def answer_prior(problems: Sequence[Problem]) -> float:
 
 
 def summarise(graded: Sequence[Graded]) -> dict:
-    acc, low, high = bootstrap_ci([float(g.correct) for g in graded])
+    est = accuracy([[float(g.correct)] for g in graded])
+    acc, low, high = est.value, est.low, est.high
     n = max(1, len(graded))
     return {
         "accuracy": round(acc, 4),

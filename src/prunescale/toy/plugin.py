@@ -25,6 +25,19 @@ def tiny_items(split: str, limit: int | None, seed: int) -> list[Item]:
     ]
 
 
+@benchmark("tiny_hard", "embedded: the generator's hard split (13–16 steps, more than training; dense ≈ 25 %)")
+def tiny_hard_items(split: str, limit: int | None, seed: int) -> list[Item]:
+    """A benchmark with headroom: the hard split is reported as this benchmark's test split, so a study
+    can evaluate it beside ``tiny`` (a pruned model can beat dense here, not at 100 %)."""
+    if split not in ("test", "hard"):
+        raise PrunescaleError("tiny_hard has one split: test (the generator's hard problems)")
+    problems = sample_problems("hard", limit or 500, seed=seed)
+    return [
+        Item(f"tiny-hard-{i}", p.prompt, p.answer, "tiny", meta={"k": p.k, "task": p.kind})
+        for i, p in enumerate(problems)
+    ]
+
+
 # The tiny reasoner answers bare after its thinking ("\n\n" then the answer), graded by the task's verifier;
 # its cue replaces any format's "Final Answer:" cue.
 register(Kind("tiny", "\n\n", lambda it: it.question, lambda it, text, start: text[start:].strip() or None,

@@ -18,13 +18,13 @@ from pathlib import Path
 from prunescale.config import EvalSpec
 from prunescale.errors import PrunescaleError
 from prunescale.provenance import environment
+from prunescale.stats.intervals import accuracy
 from prunescale.tts.benchmarks import Item, load_benchmark
 from prunescale.tts.forcing import BudgetResult, Markers, Policy, sweep
 from prunescale.tts.grading import Grader
 from prunescale.tts.kinds import Kind, kind_of
 from prunescale.tts.metrics import cov_at_k, maj_at_k, pass_at_k
 from prunescale.tts.prompting import check_markers, encode_prompt, notice, render, think_format
-from prunescale.tts.stats import bootstrap_ci
 
 SAMPLES, SUMMARY, SPEC = "samples.jsonl", "summary.json", "spec.json"
 PROTOCOL = 2  # bump when what a sample means changes (2: literal boundary, per-family formats, cue-free grading)
@@ -196,7 +196,10 @@ def _ks(n: int) -> list[int]:
 
 
 def summarise(rows: list[dict], spec: EvalSpec, grader: Grader, kinds: dict[str, Kind]) -> dict:
-    """Accuracy per budget with item-bootstrap CIs; pass@k / maj@k / cov@k when several samples."""
+    """Per budget: accuracy pooled over seeds and samples with items as the unit (Wilson interval at the
+    design-effect n, :mod:`prunescale.stats.intervals`); pass@k / maj@k / cov@k when several samples —
+    pass@k per item from all of its samples (every seed), maj@k and cov@k per (item, seed) then averaged
+    within the item — each with the same kind of interval over items."""
     by_budget: dict[int, list[dict]] = defaultdict(list)
     for r in rows:
         by_budget[r["budget"]].append(r)
@@ -206,13 +209,14 @@ def summarise(rows: list[dict], spec: EvalSpec, grader: Grader, kinds: dict[str,
         per_item: dict[str, list[float]] = defaultdict(list)
         for r in rs:
             per_item[r["item_id"]].append(float(r["correct"]))
-        acc, low, high = bootstrap_ci([sum(v) / len(v) for v in per_item.values()])
+        est = accuracy(list(per_item.values()))
         entry = {
             "budget": b,
             "samples": len(rs),
             "items": len(per_item),
-            "accuracy": acc,
-            "ci95": [low, high],
+            "accuracy": est.value,
+            "ci95": [est.low, est.high],
+            "n_eff": est.n_eff,
             "mean_thinking_tokens": sum(r["thinking_tokens"] for r in rs) / len(rs),
             "forced_end_rate": sum(r["forced_end"] for r in rs) / len(rs),
             "no_answer_rate": sum(r["status"] == "no_answer" for r in rs) / len(rs),
@@ -221,21 +225,24 @@ def summarise(rows: list[dict], spec: EvalSpec, grader: Grader, kinds: dict[str,
             "mean_wait_rounds": sum(r["wait_rounds"] for r in rs) / len(rs),
         }
         if spec.samples > 1:
-            groups: dict[tuple, list[dict]] = defaultdict(list)
+            by_item: dict[str, dict[int, list[dict]]] = defaultdict(lambda: defaultdict(list))
             for r in rs:
-                groups[(r["item_id"], r["seed"])].append(r)
+                by_item[r["item_id"]][r["seed"]].append(r)
             for k in _ks(spec.samples):
-                vals = {"pass": [], "maj": [], "cov": []}
-                for g in groups.values():
-                    g = sorted(g, key=lambda r: r["sample"])
-                    correct = [r["correct"] for r in g]
-                    vals["pass"].append(pass_at_k(len(g), sum(correct), k))
-                    vals["cov"].append(cov_at_k(correct, k))
-                    kind = kinds[g[0]["item_id"]]
+                vals: dict[str, list[list[float]]] = {"pass": [], "maj": [], "cov": []}
+                for item, seeds in by_item.items():
+                    kind = kinds[item]
                     same = lambda a, c, kind=kind: kind.same(a, c, grader)  # noqa: E731
-                    vals["maj"].append(maj_at_k([r["extracted"] for r in g], correct, k, same))
+                    groups = [sorted(g, key=lambda r: r["sample"]) for g in seeds.values()]
+                    every = [r["correct"] for g in groups for r in g]
+                    vals["pass"].append([pass_at_k(len(every), sum(every), k)])
+                    vals["cov"].append([cov_at_k([r["correct"] for r in g], k) for g in groups])
+                    vals["maj"].append([maj_at_k([r["extracted"] for r in g], [r["correct"] for r in g], k, same)
+                                        for g in groups])
                 for name, v in vals.items():
-                    entry[f"{name}@{k}"] = sum(v) / len(v)
+                    m = accuracy(v)
+                    entry[f"{name}@{k}"] = m.value
+                    entry[f"{name}@{k}_ci95"] = [m.low, m.high]
         per_budget.append(entry)
     return {
         "benchmark": spec.benchmark,

@@ -1,0 +1,76 @@
+"""The reference study's claims judged by their stated rules, on hand-made per-item data."""
+
+from __future__ import annotations
+
+from prunescale.report.claims import judge
+
+ITEMS = [f"i{k}" for k in range(100)]
+BUDGETS = (0, 96)
+
+
+def _samples(correct_at: dict[int, float]) -> list[dict]:
+    """One seed: the first ⌊share × 100⌋ items correct at each budget."""
+    return [{"item_id": item, "budget": b, "seed": 0, "correct": k < round(share * 100)}
+            for b, share in correct_at.items() for k, item in enumerate(ITEMS)]
+
+
+def _pooled(name: str, kind: str, samples: list[dict], dense: list[dict] | None, method: str = "",
+            allocation: str = "", sparsity: float = 0.0) -> list[dict]:
+    from prunescale.stats.paired import paired
+
+    rows = []
+    for b in BUDGETS:
+        mine = {r["item_id"]: float(r["correct"]) for r in samples if r["budget"] == b}
+        row = {"variant": name, "kind": kind, "method": method, "allocation": allocation,
+               "target_sparsity": sparsity, "benchmark": "t", "budget": b,
+               "accuracy": sum(mine.values()) / len(mine)}
+        nan = float("nan")
+        row.update(delta=nan, delta_low=nan, delta_high=nan, p=nan)
+        if dense is not None:
+            d = paired(mine, {r["item_id"]: float(r["correct"]) for r in dense if r["budget"] == b})
+            row.update(delta=d.delta, delta_low=d.low, delta_high=d.high, p=d.p)
+        rows.append(row)
+    return rows
+
+
+def _study(variants: dict[str, tuple]) -> tuple[list[dict], dict]:
+    dense = _samples({0: 0.2, 96: 0.9})
+    pooled, samples = _pooled("dense", "dense", dense, None), {("dense", "t"): dense}
+    for name, (kind, shares, method, allocation, sparsity) in variants.items():
+        s = _samples(shares)
+        samples[(name, "t")] = s
+        pooled += _pooled(name, kind, s, dense, method, allocation, sparsity)
+    return pooled, samples
+
+
+def _verdicts(variants) -> dict[str, str]:
+    pooled, samples = _study(variants)
+    return {c.key: c.verdict for c in judge(pooled, samples)}
+
+
+def test_every_claim_held_on_a_study_that_shows_it():
+    v = _verdicts({
+        "short": ("structured", {0: 0.2, 96: 0.25}, "shortgpt", "", 0.0),
+        "w20": ("unstructured", {0: 0.2, 96: 0.9}, "wanda", "uniform", 0.2),
+        "w20owl": ("unstructured", {0: 0.2, 96: 0.9}, "wanda", "owl", 0.2),
+        "w70": ("unstructured", {0: 0.2, 96: 0.8}, "wanda", "uniform", 0.7),
+        "w70owl": ("unstructured", {0: 0.2, 96: 0.5}, "wanda", "owl", 0.7),
+    })
+    assert v == {"a": "held", "b": "held", "c": "held"}
+
+
+def test_claims_not_held_when_the_data_says_otherwise():
+    v = _verdicts({
+        "short": ("structured", {0: 0.2, 96: 0.88}, "shortgpt", "", 0.0),  # keeps its scaling
+        "w20": ("unstructured", {0: 0.2, 96: 0.6}, "wanda", "uniform", 0.2),  # 30 points worse
+        "w20owl": ("unstructured", {0: 0.2, 96: 0.6}, "wanda", "owl", 0.2),
+        "w70": ("unstructured", {0: 0.2, 96: 0.5}, "wanda", "uniform", 0.7),
+        "w70owl": ("unstructured", {0: 0.2, 96: 0.5}, "wanda", "owl", 0.7),  # allocation changes nothing
+    })
+    assert v == {"a": "not held", "b": "not held", "c": "not held"}
+
+
+def test_undecided_and_not_tested():
+    assert _verdicts({}) == {"a": "not tested", "b": "not tested", "c": "not tested"}
+    v = _verdicts({"w20": ("unstructured", {0: 0.2, 96: 0.85}, "wanda", "uniform", 0.2)})  # 5 points: too close
+    assert v["b"] == "undecided"
