@@ -20,7 +20,9 @@ from pathlib import Path
 from prunescale.errors import PrunescaleError
 
 # Bump when a stage's code changes what it writes, so old folders are not reused.
-STAGE_VERSIONS = {"prune": 1, "eval": 2}  # eval 2: literal boundary, model formats, cue-free grading
+# prune 2: ShortGPT/angular as their references, AlphaPruning's x_min at the spectral peak, LayerIF's sign;
+# eval 2: literal boundary, model formats, cue-free grading; 3: pooled intervals in summary.json, Wait counts
+STAGE_VERSIONS = {"prune": 2, "eval": 3}
 
 
 def stage_key(stage: str, inputs: dict) -> str:

@@ -27,7 +27,8 @@ from prunescale.tts.metrics import cov_at_k, maj_at_k, pass_at_k
 from prunescale.tts.prompting import check_markers, encode_prompt, notice, render, think_format
 
 SAMPLES, SUMMARY, SPEC = "samples.jsonl", "summary.json", "spec.json"
-PROTOCOL = 2  # bump when what a sample means changes (2: literal boundary, per-family formats, cue-free grading)
+PROTOCOL = 3  # bump when what a sample means changes (2: literal boundary, per-family formats, cue-free grading;
+# 3: a Wait round counts once its "Wait" is kept, grader_error status)
 NOT_IN_KEY = ("out", "overwrite")  # where a run is written and whether to replace it; everything else may change a
 # sample (engine, dtype, device, batch size through numerics; grade_timeout through a grade), so it is in the key
 
