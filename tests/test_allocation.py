@@ -72,6 +72,12 @@ def test_hill_recovers_power_law_alpha(alpha, rule):
     assert 0.9 <= x_min <= 1.5
 
 
+def test_a_spectrum_with_nothing_near_its_peak_is_an_error_not_nan():
+    eigs = np.concatenate([[1e-20], np.linspace(14, 15, 50)])  # 100 bins of 21 decades: the peak bin is empty
+    with pytest.raises(ValueError, match="x_min window"):
+        hill_alpha(eigs)
+
+
 def test_peak_rule_searches_only_up_to_1_5_times_the_spectral_peak():
     """AlphaPruning's reference picks x_min near the ESD peak, not over every tail: a spectrum whose
     best KS tail starts far above its peak gets a different x_min from the two rules."""
@@ -212,7 +218,7 @@ def test_layerif_matches_the_explicit_datainf_formula():
     assert all(p.grad is None for p in model.parameters())  # gradients are not left behind
     ref = _explicit_influence(model, train, val)
     assert ours == pytest.approx(ref, rel=1e-6, abs=1e-9)
-    assert any(x < 0 for x in ours) and all(x <= 0 for x in ours)
+    assert any(x < 0 for x in ours)  # helpful influences exist (a sum of positive ones would be 0 here)
     sketched = layer_influence(model, train, val, sketch_dim=4096)  # blocks have ~37k weights: sketched
     assert np.corrcoef(sketched, ours)[0, 1] > 0.9
 

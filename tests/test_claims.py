@@ -74,3 +74,18 @@ def test_undecided_and_not_tested():
     assert _verdicts({}) == {"a": "not tested", "b": "not tested", "c": "not tested"}
     v = _verdicts({"w20": ("unstructured", {0: 0.2, 96: 0.85}, "wanda", "uniform", 0.2)})  # 5 points: too close
     assert v["b"] == "undecided"
+
+
+def test_dense_is_found_by_its_kind_and_n_m_is_no_allocation():
+    pooled, samples = _study({
+        "short": ("structured", {0: 0.2, 96: 0.25}, "shortgpt", "", 0.0),
+        "w50": ("unstructured", {0: 0.2, 96: 0.9}, "wanda", "uniform", 0.5),
+        "w24": ("unstructured", {0: 0.2, 96: 0.5}, "wanda", "n:m", 0.5),  # 40 points worse, but no allocation
+        "w20": ("unstructured", {0: 0.2, 96: 0.9}, "wanda", "uniform", 0.2),
+        "w20owl": ("unstructured", {0: 0.2, 96: 0.9}, "wanda", "owl", 0.2),
+    })
+    renamed = [r | {"variant": "base"} if r["variant"] == "dense" else r for r in pooled]
+    samples = {("base" if k[0] == "dense" else k[0], k[1]): v for k, v in samples.items()}
+    verdicts = {c.key: c.verdict for c in judge(renamed, samples)}
+    assert verdicts["a"] == "held"  # dense is the variant of kind dense, here named "base"
+    assert verdicts["c"] == "not tested"  # at 50 % there is no allocation to compare, only N:M

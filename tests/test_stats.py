@@ -61,9 +61,10 @@ def test_holm_textbook_example():
     assert holm([0.9, 0.8]) == [1.0, 1.0]
 
 
-@pytest.mark.parametrize("df, value", [(5, 2.5706), (10, 2.2281), (29, 2.0452), (100, 1.9840)])
-def test_t_quantiles(df, value):
-    assert t_quantile(0.975, df) == pytest.approx(value, abs=2e-3)
+@pytest.mark.parametrize("df, value", [(1, 12.7062), (2, 4.3027), (3, 3.1824), (4, 2.7764), (5, 2.5706),
+                                       (10, 2.2281), (29, 2.0452), (100, 1.9840)])
+def test_t_quantiles(df, value):  # the textbook table, few degrees of freedom included
+    assert t_quantile(0.975, df) == pytest.approx(value, abs=1e-4)
 
 
 def test_paired_difference_and_permutation():
@@ -73,6 +74,12 @@ def test_paired_difference_and_permutation():
     assert d.delta == pytest.approx(0.5) and d.items == 30 and d.low < 0.5 < d.high and d.p < 0.001
     same = paired(a, a)
     assert (same.delta, same.p) == (0.0, 1.0)
+    assert (same.low, same.high) == pytest.approx((-0.1, 0.1))  # no item differs: 3 of 30 still may
+
+
+def test_one_item_is_one_observation_however_many_seeds():
+    est = accuracy([[1.0, 0.0, 1.0]])
+    assert est.n_eff == 1 and (est.low, est.high) == pytest.approx(wilson(2 / 3, 1))
 
 
 def test_thirty_items_cannot_show_three_points():

@@ -44,13 +44,19 @@ def _pts(x: float) -> str:
     return f"{100 * x:+.1f}"
 
 
+def _dense(bench: str, pooled: list[dict], samples: dict) -> list[dict] | None:
+    """The samples of the benchmark's dense variant (found by its kind, whatever its name)."""
+    name = next((r["variant"] for r in pooled if r["benchmark"] == bench and r["kind"] == "dense"), None)
+    return samples.get((name, bench)) if name is not None else None
+
+
 def layer_removal_collapses(bench: str, pooled: list[dict], samples: dict, budgets: list[int]) -> Claim:
     """(a) Held when every layer-removal variant keeps less than half of dense's gain from the smallest to
     the largest budget with confidence (the paired interval of its gain minus dense's lies below −½ of
     dense's gain); not held when one demonstrably keeps more than half; undecided otherwise."""
     statement = "Removing layers collapses test-time scaling"
     structured = sorted({r["variant"] for r in pooled if r["benchmark"] == bench and r["kind"] == "structured"})
-    dense = samples.get(("dense", bench))
+    dense = _dense(bench, pooled, samples)
     if not structured or dense is None or len(budgets) < 2:
         return Claim("a", statement, bench, "not tested", "needs dense, a layer-removal variant and two budgets")
     lo, hi = budgets[0], budgets[-1]
@@ -99,18 +105,21 @@ def allocation_matters_more_at_high_sparsity(bench: str, pooled: list[dict], sam
     ±5 points; undecided otherwise."""
     statement = "Non-uniform allocation matters more at high sparsity"
     hi = budgets[-1] if budgets else None
-    groups: dict[tuple[str, float], dict[str, str]] = defaultdict(dict)
+    # method and sparsity (to the percent: a file allocation's audited mean may be 0.5 % off) → allocation →
+    # its variants; N:M patterns are no allocation
+    groups: dict[tuple[str, float], dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
     for r in pooled:
-        if r["benchmark"] == bench and r["kind"] == "unstructured" and r["budget"] == hi:
-            groups[(r["method"], round(r["target_sparsity"], 4))][r["allocation"]] = r["variant"]
+        if (r["benchmark"] == bench and r["kind"] == "unstructured" and r["budget"] == hi
+                and r["allocation"] not in ("", "n:m")):
+            groups[(r["method"], round(r["target_sparsity"], 2))][r["allocation"].split(":")[0]].append(r["variant"])
     comparisons: dict[float, list[tuple[str, object]]] = defaultdict(list)
     for (method, sparsity), by_alloc in groups.items():
-        if "uniform" not in by_alloc:
-            continue
-        base = _item_means(samples[(by_alloc["uniform"], bench)], hi)
-        for alloc, v in by_alloc.items():
-            if alloc != "uniform":
-                comparisons[sparsity].append((f"{method} {alloc}", paired(_item_means(samples[(v, bench)], hi), base)))
+        for base_name in by_alloc.get("uniform", []):
+            base = _item_means(samples[(base_name, bench)], hi)
+            for alloc, names in by_alloc.items():
+                for v in names if alloc != "uniform" else ():
+                    label = f"{method} {alloc}" if len(names) == 1 else f"{v}"
+                    comparisons[sparsity].append((label, paired(_item_means(samples[(v, bench)], hi), base)))
     levels = sorted(comparisons)
     if len(levels) < 2:
         return Claim("c", statement, bench, "not tested", "needs uniform and another allocation of one method at "

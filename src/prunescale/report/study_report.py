@@ -85,7 +85,7 @@ def _plots(out: Path, rows: list[dict], manifests: dict, benches: list[str], var
         for ax, bench in zip(axes[0], benches):
             ax.set_prop_cycle(color=plt.cm.tab20.colors)  # more variants than the default 10 colours
             dense_tokens = None
-            for v in variants:
+            for v in sorted(variants, key=lambda name: bool(manifests.get(name))):  # dense (no manifest) first
                 rs = [r for r in rows if r["variant"] == v and r["benchmark"] == bench]
                 by_b: dict[int, list[dict]] = defaultdict(list)
                 for r in rs:
@@ -97,7 +97,7 @@ def _plots(out: Path, rows: list[dict], manifests: dict, benches: list[str], var
                 lo = [100 * np.mean([r["ci_low"] for r in by_b[b]]) for b in bs]
                 hi = [100 * np.mean([r["ci_high"] for r in by_b[b]]) for b in bs]
                 toks = [np.mean([r["mean_thinking_tokens"] for r in by_b[b]]) for b in bs]
-                if v == "dense":
+                if not manifests.get(v):  # the dense variant (no manifest), whatever its name
                     dense_tokens = toks
                 if x_key == "budget":
                     xs = bs
@@ -107,8 +107,9 @@ def _plots(out: Path, rows: list[dict], manifests: dict, benches: list[str], var
                     active, _ = _params(manifests.get(v, {}), None)
                     ref = dense_tokens or toks
                     xs = [(active or 1.0) * (t + 1) / (max(ref) + 1) for t in toks]
-                style = "-" if v == "dense" else "--" if manifests.get(v, {}).get("kind") == "structured" else "-."
-                ax.plot(xs, acc, style, marker="o", ms=3, label=v, lw=2.2 if v == "dense" else 1.2)
+                dense = not manifests.get(v)
+                style = "-" if dense else "--" if manifests[v].get("kind") == "structured" else "-."
+                ax.plot(xs, acc, style, marker="o", ms=3, label=v, lw=2.2 if dense else 1.2)
                 if x_key == "budget":
                     ax.fill_between(xs, lo, hi, alpha=0.12)
             ax.set_title(bench)

@@ -56,8 +56,8 @@ def accuracy(per_item: Sequence[Sequence[float]], level: float = LEVEL) -> Estim
     total = sum(len(obs) for obs in per_item)
     p = float(means.mean())
     var = float(means.var()) / n  # ddof 0: one observation per item gives exactly Wilson's interval on n
-    if p <= 0 or p >= 1:
-        n_eff = float(n)  # every observation agrees: as much information as there are independent items
+    if p <= 0 or p >= 1 or n == 1:
+        n_eff = float(n)  # every observation agrees, or one item: as much information as independent items
     elif var == 0:
         n_eff = float(total)
     else:

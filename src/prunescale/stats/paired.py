@@ -1,28 +1,51 @@
 """Paired comparisons of two variants on the same items (per-item accuracies averaged over seeds and
-samples): the mean difference, its t interval over items, and a two-sided sign-flip permutation p-value."""
+samples): the mean difference, its t interval over items, and a two-sided sign-flip permutation p-value.
+
+The interval's half-width is at least 3/n (the rule of three): when no item, or almost none, differs,
+the sample spread is zero or tiny and a t interval would claim certainty; 3 of n items may still differ
+at 95 %. On 200 items that is 1.5 points; on 30 AIME items, 10."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from statistics import NormalDist
 
 import numpy as np
 
 from prunescale.stats.intervals import LEVEL
 
 
+def t_cdf(t: float, df: int) -> float:
+    """Student's t distribution function for integer ``df``, exact (Abramowitz & Stegun 26.7.3–4)."""
+    theta = math.atan2(t, math.sqrt(df))
+    s, c = math.sin(theta), math.cos(theta)
+    if df % 2:  # odd: A = (2/π)(θ + sin θ (cos θ + (2/3) cos³ θ + …))
+        term, total = c, 0.0
+        for k in range(1, (df - 1) // 2 + 1):
+            total += term
+            term *= c * c * (2 * k) / (2 * k + 1)
+        a = 2 / math.pi * (theta + s * total) if df > 1 else 2 / math.pi * theta
+    else:  # even: A = sin θ (1 + ½ cos² θ + (1·3)/(2·4) cos⁴ θ + …)
+        term, total = 1.0, 0.0
+        for k in range(1, df // 2 + 1):
+            total += term
+            term *= c * c * (2 * k - 1) / (2 * k)
+        a = s * total
+    return 0.5 + a / 2  # A is P(|T| < t), signed with t
+
+
 def t_quantile(q: float, df: int) -> float:
-    """Student's t quantile by the Cornish–Fisher expansion around the normal (Abramowitz & Stegun
-    26.7.5): within 1e-3 of the exact value for df ≥ 5, which is all a paired interval over items needs."""
-    z = NormalDist().inv_cdf(q)
-    if df <= 0:
+    """Student's t quantile for integer ``df`` ≥ 1, by bisection on :func:`t_cdf` (exact to 1e-10)."""
+    if df < 1:
         return float("nan")
-    g1 = (z**3 + z) / 4
-    g2 = (5 * z**5 + 16 * z**3 + 3 * z) / 96
-    g3 = (3 * z**7 + 19 * z**5 + 17 * z**3 - 15 * z) / 384
-    g4 = (79 * z**9 + 776 * z**7 + 1482 * z**5 - 1920 * z**3 - 945 * z) / 92160
-    return z + g1 / df + g2 / df**2 + g3 / df**3 + g4 / df**4
+    lo, hi = -1e3, 1e3
+    for _ in range(200):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if t_cdf(mid, df) < q else (lo, mid)
+        if hi - lo < 1e-10:
+            break
+    return (lo + hi) / 2
 
 
 @dataclass(frozen=True)
@@ -59,4 +82,5 @@ def paired(a: Mapping[str, float], b: Mapping[str, float], level: float = LEVEL)
     if n < 2:
         return Difference(mean, float("nan"), float("nan"), sign_flip_p(d), n)
     half = t_quantile(0.5 + level / 2, n - 1) * float(d.std(ddof=1)) / np.sqrt(n)
-    return Difference(mean, mean - half, mean + half, sign_flip_p(d), n)
+    half = max(half, 3 / n)  # the rule of three: when (almost) no item differs, up to 3 of n still may
+    return Difference(mean, max(-1.0, mean - half), min(1.0, mean + half), sign_flip_p(d), n)

@@ -61,6 +61,9 @@ def hill_alpha(eigs: np.ndarray, rule: str = "peak", min_tail: int = 10) -> tupl
         candidates = list(range(n - min_tail))
     else:
         raise ValueError(f"unknown x_min rule {rule!r}; use peak or scan")
+    if not candidates:  # a spectrum so wide that no eigenvalue lies near its peak bin
+        raise ValueError(f"no eigenvalue within the x_min window around the spectral peak ({n} eigenvalues from "
+                         f"{x[0]:.3g} to {x[-1]:.3g})")
     best = (np.inf, np.nan, np.nan)
     for i in candidates:
         alpha, ks = _fit(x, logs, i)

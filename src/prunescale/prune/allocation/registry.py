@@ -116,7 +116,10 @@ def block_alphas(model: nn.Module, cache: Path | None = None) -> list[float]:
     per_block: dict[int, list[float]] = {}
     lin = prunable_linears(model)
     for name, block in module_blocks(model).items():
-        per_block.setdefault(block, []).append(hill_alpha(eigenvalues(lin[name].weight))[0])
+        try:
+            per_block.setdefault(block, []).append(hill_alpha(eigenvalues(lin[name].weight))[0])
+        except ValueError as exc:
+            raise PrunescaleError(f"AlphaPruning: no power-law fit for {name}: {exc}") from None
     alphas = [sum(v) / len(v) for _, v in sorted(per_block.items())]
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
