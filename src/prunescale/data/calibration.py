@@ -17,10 +17,11 @@ A source is named by a string:
 
 Splits mean what they say, for every source: ``train``; ``validation``, never from test — carved
 deterministically from the train data of a corpus or file (one document in ten, chosen by a hash of its
-text, is validation and never train), or a generator's own disjoint split (``tiny``); ``test`` (GSM8K's test file, the generator's test split; a local file's test split is
-the whole file, the user's own held-out text). ``heldout`` is another name for ``validation``. Only
-reporting (perplexity) reads ``test``: calibration, allocation tuning and LayerIF refuse it. The
-manifest records which documents a split really was (``split_documents``).
+text, is validation and never train), or a generator's own disjoint split (``tiny``); ``test`` (GSM8K's
+test file, the generator's test split; a local file's test split is the whole file, the user's own
+held-out text). ``heldout`` is another name for ``validation``. Only reporting (perplexity) reads
+``test``: calibration, allocation tuning and LayerIF refuse it. The manifest records which documents a
+split really was (``split_documents``).
 
 Text corpora are tokenised, documents shuffled with the seed, concatenated and cut into ``nsamples``
 consecutive windows of exactly ``seqlen`` tokens; a corpus with fewer tokens is an error, never a
