@@ -107,7 +107,7 @@ def demo(
     """The demo study on the embedded tiny reasoner: prune 13 ways, measure accuracy vs thinking budget.
 
     Runs examples/demo.yaml (dense; Wanda at 20, 50 and 70 % with uniform, OWL and AlphaPruning allocation;
-    SparseGPT and Magnitude at 70 %; ShortGPT removing 1 and 2 blocks; 5 budgets; 200 items of the test
+    SparseGPT and Magnitude at 70 %; ShortGPT removing 1 and 2 blocks; 5 budgets; 128 items of the test
     split and of the hard split) offline on a CPU, then writes report.md / report.html with intervals,
     paired tests against dense and the reference study's claims judged. Re-running reuses finished stages.
 
