@@ -65,7 +65,7 @@ def test_too_short_and_missing_and_unknown(tmp_path: Path):
     with pytest.raises(PrunescaleError, match="not found"):
         load_calibration("text:/no/such/file", TOK, 2, 8)
     with pytest.raises(PrunescaleError, match="unknown calibration source"):
-        load_calibration("c4", TOK, 2, 8)
+        load_calibration("wikipedia", TOK, 2, 8)
     with pytest.raises(PrunescaleError, match="needs a path"):
         load_calibration("text:", TOK, 2, 8)
     with pytest.raises(PrunescaleError, match="nsamples"):

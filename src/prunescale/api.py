@@ -81,7 +81,7 @@ def _load_and_calibrate(spec, needs_data: bool, log: Callable[[str], None], purp
         source, seqlen = _calibration_for(spec.model, cal.source, cal.seqlen)
         n = cal.samples(purpose)
         log(f"calibration: {n} × {seqlen} tokens from {source}")
-        calib = load_calibration(source, lm.tokenizer, n, seqlen, cal.seed, "train", lm.model)
+        calib = load_calibration(source, lm.tokenizer, n, seqlen, cal.seed, "train", lm.model, model_name=spec.model)
     return lm, calib
 
 
@@ -96,8 +96,9 @@ def _allocation_context(spec, lm, calib, progress: bool):
     if spec.allocation_kind == "layerif":
         source, seqlen = _calibration_for(spec.model, spec.layerif_data, cal.seqlen)
         n = spec.layerif_examples
-        train = load_calibration(source, lm.tokenizer, n, seqlen, cal.seed, "train", lm.model)
-        held = load_calibration(source, lm.tokenizer, max(1, n // 2), seqlen, cal.seed, "validation", lm.model)
+        train = load_calibration(source, lm.tokenizer, n, seqlen, cal.seed, "train", lm.model, model_name=spec.model)
+        held = load_calibration(source, lm.tokenizer, max(1, n // 2), seqlen, cal.seed, "validation", lm.model,
+                                model_name=spec.model)
         influence, key = (train.samples, held.samples), json.dumps([train.spec, held.spec], sort_keys=True)
     return AllocationContext(
         lm.model,
@@ -116,6 +117,17 @@ def _method_kwargs(spec, alloc) -> dict:
     """The method's own options, and for Wanda the input norms OWL's dense pass already measured."""
     extra = {"input_norms": alloc.input_norms} if spec.method == "wanda" and alloc and alloc.input_norms else {}
     return spec.method_options() | extra
+
+
+def _saved_dtype(lm, manifest: dict):
+    """The dtype a pruned folder is saved in: the one the model came in. A GGUF model was dequantised to
+    float32 on conversion; the manifest says so."""
+    if lm.ref.kind == "gguf":
+        manifest["dtype_note"] = "dequantised from GGUF to float32 when converted; saved as float32"
+        import torch
+
+        return torch.float32
+    return lm.source_dtype
 
 
 def prune(spec, log: Callable[[str], None] = print, progress: bool = True) -> Path:
@@ -194,7 +206,8 @@ def prune(spec, log: Callable[[str], None] = print, progress: bool = True) -> Pa
             "elapsed_seconds": round(time.perf_counter() - t0, 2),
             "environment": environment(),
         }
-        save_checkpoint(model, tok, tmp, manifest)
+        manifest["compute_dtype"] = str(next(model.parameters()).dtype).removeprefix("torch.")
+        save_checkpoint(model, tok, tmp, manifest, _saved_dtype(lm, manifest))
         if not spec.nm:
             (tmp / "allocation.json").write_text(json.dumps(pattern.sparsity, indent=1) + "\n")
         commit_out(tmp, out)
@@ -283,7 +296,8 @@ def prune_structured(spec, log: Callable[[str], None] = print) -> Path:
             "elapsed_seconds": round(time.perf_counter() - t0, 2),
             "environment": environment(),
         }
-        save_checkpoint(model, lm.tokenizer, tmp, manifest)
+        manifest["compute_dtype"] = str(next(model.parameters()).dtype).removeprefix("torch.")
+        save_checkpoint(model, lm.tokenizer, tmp, manifest, _saved_dtype(lm, manifest))
         smoke_check(model, tmp)
         commit_out(tmp, out)
     except BaseException:
@@ -322,24 +336,44 @@ def ppl(
     model: str,
     data: str | None = None,
     seqlen: int | None = None,
-    limit: int = 64,
+    limit: int | None = None,
     seed: int = 0,
     split: str = "test",
     dtype: str = "auto",
     device: str = "cpu",
 ) -> dict:
     """Perplexity of a model on windows of a text source's split (default: the test split of the model's
-    embedded source: reporting is the one use of test data)."""
-    from prunescale.data.calibration import check_source, load_calibration
+    embedded source: reporting is the one use of test data). The test split of ``wikitext2`` and ``c4``
+    (or a local copy, ``wikitext2:PATH``) follows the standard protocol of the pruning papers
+    (:func:`prunescale.data.calibration.perplexity_windows`; every window unless ``limit``); other sources
+    give ``limit`` (default 64) seeded windows."""
+    from prunescale.data.calibration import (
+        CORPORA,
+        canonical_split,
+        check_source,
+        corpus_texts,
+        load_calibration,
+        perplexity_windows,
+    )
     from prunescale.eval.perplexity import perplexity
     from prunescale.models.loader import load_model
 
     plugins.load()
     source, seqlen = _calibration_for(model, data, seqlen)
     check_source(source)
+    kind, _, arg = source.partition(":")
+    split = canonical_split(split)
     lm = load_model(model, dtype=dtype, device=device)
-    calib = load_calibration(source, lm.tokenizer, limit, seqlen, seed, split, lm.model, allow_test=True)
-    return {"model": model, **perplexity(lm.model, calib.samples), "data": calib.spec}
+    if kind in CORPORA and split == "test":
+        texts, documents = corpus_texts(kind, split, arg)
+        samples, protocol = perplexity_windows(kind, texts, lm.tokenizer, seqlen, limit)
+        data_spec = {"source": source, "split": split, "seqlen": seqlen, "windows": len(samples),
+                     "split_documents": documents, "protocol": protocol}
+    else:
+        calib = load_calibration(source, lm.tokenizer, limit or 64, seqlen, seed, split, lm.model, allow_test=True,
+                                 model_name=model)
+        samples, data_spec = calib.samples, calib.spec
+    return {"model": model, **perplexity(lm.model, samples), "data": data_spec}
 
 
 def allocation_table(spec, progress: bool = False) -> dict:
@@ -418,7 +452,8 @@ def tune_allocation(spec, grid: str, on: str, limit: int = 32, log: Callable[[st
         lm, calib = _load_and_calibrate(spec, spec.method != "magnitude" or spec.allocation_kind in ALLOC_NEEDS_DATA,
                                         log)
         _, seqlen = _calibration_for(spec.model, source, spec.calibration.seqlen)
-        held = load_calibration(source, lm.tokenizer, limit, seqlen, spec.calibration.seed, split, lm.model)
+        held = load_calibration(source, lm.tokenizer, limit, seqlen, spec.calibration.seed, split, lm.model,
+                                model_name=spec.model)
         rows = []
         for trial, tspec in zip(trials, specs):
             model = copy.deepcopy(lm.model)
@@ -455,6 +490,32 @@ def tune_allocation(spec, grid: str, on: str, limit: int = 32, log: Callable[[st
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return result
+
+
+def fetch_data(name: str, out: Path, split: str = "test", seed: int = 0, overwrite: bool = False) -> dict:
+    """Write a JSONL copy of a benchmark (records ``jsonl:PATH`` reads back as the very same items: ids,
+    questions, golds and, with the same seed, shuffled choices) or of a corpus split (``{"text": …}`` rows
+    that ``c4:PATH`` / ``wikitext2:PATH`` read with the corpus's own protocol). Needs the hub where the
+    data comes from it."""
+    from prunescale.data.calibration import CORPORA, canonical_split, corpus_texts
+    from prunescale.tts.benchmarks import BENCHMARKS, load_benchmark, record
+
+    plugins.load()
+    out = Path(out)
+    if out.exists() and not overwrite:
+        raise PrunescaleError(f"--out {out} exists; pass --overwrite to replace it")
+    if name in CORPORA:
+        texts, documents = corpus_texts(name, canonical_split(split))
+        rows, what = [{"text": t} for t in texts], documents
+    elif name in BENCHMARKS:
+        rows, what = [record(it, seed) for it in load_benchmark(name, split, None, seed)], f"{name} {split}"
+    else:
+        raise PrunescaleError(f"unknown data {name!r}; fetch one of {', '.join([*BENCHMARKS, *CORPORA])}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    tmp.replace(out)
+    return {"name": name, "split": split, "rows": len(rows), "out": str(out), "documents": what}
 
 
 def eos_ids(generation_config) -> tuple[int, ...]:

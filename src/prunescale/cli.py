@@ -222,11 +222,14 @@ def prune(
 @user_errors
 def ppl(
     model: Annotated[str, typer.Option("--model", "-m", help="Embedded name, HF folder, .gguf file or hub id.")],
-    data: Annotated[str | None, typer.Option(help="Text source (default: the model's embedded one).")] = None,
+    data: Annotated[str | None, typer.Option(help="Text source: wikitext2, c4 (the papers' protocol on their test "
+                                             "split; or a local copy NAME:PATH), gsm8k, tiny, text:PATH, jsonl:PATH "
+                                             "(default: the model's embedded one).")] = None,
     split: Annotated[str, typer.Option(help="train | validation | test (test: GSM8K's test file, a local file "
                                       "whole).")] = "test",
     seqlen: Annotated[int | None, typer.Option(help="Tokens per window.")] = None,
-    limit: Annotated[int, typer.Option(help="Number of windows.", min=1)] = 64,
+    limit: Annotated[int | None, typer.Option(help="Number of windows (default: every window of the wikitext2 / c4 "
+                                               "protocol, 64 for other sources).", min=1)] = None,
     seed: Annotated[int, typer.Option(help="Seed for window sampling.")] = 0,
     dtype: Annotated[str, typer.Option(help="auto | fp32 | bf16 | fp16")] = "auto",
     device: Annotated[str, typer.Option(help="cpu, cuda, cuda:N")] = "cpu",
@@ -234,7 +237,9 @@ def ppl(
 ) -> None:
     """Perplexity on a text source's test split (or another) — the quick check of a pruned model.
 
-    Example: prunescale ppl --model runs/wanda50 --data tiny --limit 32
+    Examples:
+      prunescale ppl --model runs/wanda50 --data tiny --limit 32
+      prunescale ppl --model runs/llama-wanda50 --data wikitext2 --seqlen 2048
     """
     from prunescale.api import ppl as run_ppl
 
@@ -427,6 +432,34 @@ def eval_cmd(
             f"{100 * b['forced_end_rate']:.1f}",
         )
     out.print(table)
+
+
+data_app = typer.Typer(help="Reference data: local copies of hub benchmarks and corpora.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+
+@data_app.command("fetch")
+@user_errors
+def data_fetch(
+    name: Annotated[str, typer.Argument(help="aime24 | amc23 | math500 | gpqa_diamond | gsm8k | c4 | wikitext2")],
+    out_dir: Annotated[Path, typer.Option("--out", help="JSONL file to write.")],
+    split: Annotated[str, typer.Option(help="Split to copy (benchmarks: test; corpora: train, validation or "
+                                       "test).")] = "test",
+    seed: Annotated[int, typer.Option(help="Choice-shuffling seed of multiple-choice items (the eval's first "
+                                      "seed).")] = 0,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing --out.")] = False,
+) -> None:
+    """Copy a hub benchmark or corpus split to a JSONL file, on a machine that reaches the hub.
+
+    Offline, `--benchmark jsonl:PATH` reads the copy as the very same items (ids, golds, choices), and a
+    corpus copy is read as `--calib c4:PATH` / `--data wikitext2:PATH` with the corpus's own protocol.
+
+    Example: prunescale data fetch aime24 --out data/aime24.jsonl
+    """
+    from prunescale.api import fetch_data
+
+    result = fetch_data(name, out_dir, split, seed, overwrite)
+    out.print(f"{result['rows']} rows of {result['documents']} → {result['out']}")
 
 
 @app.command()

