@@ -227,3 +227,41 @@ def test_traces_of_any_benchmark_with_a_train_split():
     assert cal.spec["split_documents"] == "the gsm8k questions of its train split" and len(cal.samples) == 2
     with pytest.raises(PrunescaleError, match="no prompts for 'wiki'"):
         load_calibration("traces:wiki", tok, 2, 48, model=model)
+
+
+def test_wikitext2_calibration_is_sparsegpts_sampler(fixtures):
+    """SparseGPT's get_wikitext2, written out: the train rows joined by a space, tokenized once;
+    random.seed(seed); each window starts at randint(0, len − seqlen − 1)."""
+    tok = _plain_tok()
+    rows = datasets.load_dataset("parquet", data_files=str(fixtures["wikitext2"][1]), split="train")["text"]
+    stream = tok(" ".join(rows), add_special_tokens=False).input_ids
+    random.seed(5)
+    ref = []
+    for _ in range(4):
+        i = random.randint(0, len(stream) - 16 - 1)
+        ref.append(stream[i : i + 16])
+    cal = load_calibration("wikitext2", tok, 4, 16, seed=5)
+    assert [w.tolist() for w in cal.samples] == ref
+    assert "Salesforce/wikitext wikitext-2-raw-v1 split train at revision main" == cal.spec["split_documents"]
+
+
+def test_a_pruned_folder_keeps_the_dtype_the_model_came_in(tmp_path):
+    from safetensors.torch import load_file
+
+    from conftest import tiny_model
+    from prunescale.api import prune
+    from prunescale.config import PruneSpec
+
+    tok = _plain_tok()
+    src = tmp_path / "bf16"
+    tiny_model("qwen3", vocab=len(tok)).to(torch.bfloat16).save_pretrained(src)
+    tok.save_pretrained(src)
+    out = tmp_path / "pruned"
+    prune(PruneSpec(model=str(src), method="wanda", sparsity=0.5, dtype="fp32", out=out,
+                    calibration={"source": "tiny", "nsamples": 4, "seqlen": 32}), log=lambda _m: None, progress=False)
+    manifest = json.loads((out / "pruning_manifest.json").read_text())
+    assert (manifest["compute_dtype"], manifest["saved_dtype"]) == ("float32", "bfloat16")
+    weights = load_file(out / "model.safetensors")
+    assert {w.dtype for w in weights.values()} == {torch.bfloat16}
+    q = weights["model.layers.0.self_attn.q_proj.weight"]
+    assert abs(float((q == 0).float().mean()) - 0.5) < 0.01  # zeros survive the cast

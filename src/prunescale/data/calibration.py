@@ -197,14 +197,17 @@ def corpus_texts(kind: str, split: str, location: str = "") -> tuple[list[str], 
     ``prunescale data fetch`` (``c4:PATH``), and which they are."""
     if location:
         path = Path(location).expanduser()
-        texts = [json.loads(line)["text"] for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-        return texts, f"local copy {location} of {kind} (used as its {split} split)"
+        raw = path.read_bytes()
+        texts = [json.loads(line)["text"] for line in raw.decode("utf-8").splitlines() if line.strip()]
+        digest = hashlib.sha256(raw).hexdigest()[:16]
+        return texts, f"local copy {location} (sha256 {digest}) of {kind}, used as its {split} split"
     from prunescale.data.hub import HUB, hub_rows
 
     spec = HUB[kind]
     rows = hub_rows(kind, split, f"--calib/--data {kind}:PATH")
     where = spec.files.get(split) or f"split {spec.splits[split]}"
-    return [r["text"] for r in rows], f"{spec.repo} {spec.config or ''} {where}".replace("  ", " ")
+    return [r["text"] for r in rows], (f"{spec.repo} {spec.config or ''} {where} at revision "
+                                       f"{spec.revision or 'main'}").replace("  ", " ")
 
 
 def c4_windows(texts: list[str], tok: PreTrainedTokenizerBase, nsamples: int, seqlen: int,
