@@ -242,7 +242,7 @@ def test_wikitext2_calibration_is_sparsegpts_sampler(fixtures):
         ref.append(stream[i : i + 16])
     cal = load_calibration("wikitext2", tok, 4, 16, seed=5)
     assert [w.tolist() for w in cal.samples] == ref
-    assert "Salesforce/wikitext wikitext-2-raw-v1 split train at revision main" == cal.spec["split_documents"]
+    assert cal.spec["split_documents"] == "Salesforce/wikitext wikitext-2-raw-v1 split train at revision main"
 
 
 def test_a_pruned_folder_keeps_the_dtype_the_model_came_in(tmp_path):
