@@ -114,8 +114,10 @@ def _allocation_context(spec, lm, calib, progress: bool):
 
 
 def _method_kwargs(spec, alloc) -> dict:
-    """The method's own options, and for Wanda the input norms OWL's dense pass already measured."""
-    extra = {"input_norms": alloc.input_norms} if spec.method == "wanda" and alloc and alloc.input_norms else {}
+    """The method's own options, and the dense input statistics an allocation's pass (OWL, DLP) already
+    measured, for the methods that read them instead of their own pass (Wanda, RIA, magnitude+DSnoT)."""
+    reads = spec.method in ("wanda", "ria") or (spec.method == "magnitude" and spec.refine)
+    extra = {"input_stats": alloc.input_stats} if reads and alloc and alloc.input_stats else {}
     return spec.method_options() | extra
 
 
@@ -149,7 +151,7 @@ def prune(spec, log: Callable[[str], None] = print, progress: bool = True) -> Pa
     out = Path(spec.out)
     tmp = prepare_out(out, spec.overwrite)
     try:
-        needs_data = spec.method != "magnitude" or spec.allocation_kind in ALLOC_NEEDS_DATA
+        needs_data = spec.method != "magnitude" or bool(spec.refine) or spec.allocation_kind in ALLOC_NEEDS_DATA
         lm, calib = _load_and_calibrate(spec, needs_data, log)
         model, tok = lm.model, lm.tokenizer
         alloc = None
@@ -160,7 +162,7 @@ def prune(spec, log: Callable[[str], None] = print, progress: bool = True) -> Pa
                 log(f"warning: {alloc.note}")
         pattern = Pattern(sparsity=alloc.sparsity if alloc else {}, nm=spec.nm_tuple, group=spec.group)
         log(
-            f"pruning {spec.model} with {spec.method} "
+            f"pruning {spec.model} with {spec.label} "
             + (f"{spec.nm}" if spec.nm else f"at {spec.sparsity:.0%} ({spec.allocation})")
         )
         result = prune_model(
@@ -182,7 +184,8 @@ def prune(spec, log: Callable[[str], None] = print, progress: bool = True) -> Pa
             "base_model": spec.model,
             "base_location": lm.ref.location,
             "kind": "unstructured",
-            "method": spec.method,
+            "method": spec.label,  # wanda, or wanda+dsnot where a refinement followed
+            "refine": spec.refine,
             "allocation": "n:m" if spec.nm else spec.allocation,
             "allocation_per_block": alloc.per_block if alloc else None,
             "allocation_scores": alloc.scores if alloc else {},
@@ -399,12 +402,14 @@ def allocation_table(spec, progress: bool = False) -> dict:
     }
 
 
-GRID_KEYS = {"m": "owl_m", "lambda": "owl_lambda", "epsilon": "epsilon"}
+GRID_KEYS = {"m": "owl_m", "lambda": "owl_lambda", "epsilon": "epsilon", "dlp_alpha": "dlp_alpha",
+             "atp_beta": "atp_beta"}
 HELDOUT_SPLITS = ("validation", "heldout")
 
 
 def parse_grid(text: str) -> list[dict[str, float]]:
-    """``"m=3,5;lambda=0.04,0.08"`` → every combination as spec fields (owl_m, owl_lambda, epsilon)."""
+    """``"m=3,5;lambda=0.04,0.08"`` → every combination as spec fields (owl_m, owl_lambda, epsilon,
+    dlp_alpha, atp_beta)."""
     import itertools
 
     axes: list[tuple[str, list[float]]] = []
@@ -449,8 +454,8 @@ def tune_allocation(spec, grid: str, on: str, limit: int = 32, log: Callable[[st
     out = Path(spec.out)
     tmp = prepare_out(out, spec.overwrite)
     try:
-        lm, calib = _load_and_calibrate(spec, spec.method != "magnitude" or spec.allocation_kind in ALLOC_NEEDS_DATA,
-                                        log)
+        lm, calib = _load_and_calibrate(
+            spec, spec.method != "magnitude" or bool(spec.refine) or spec.allocation_kind in ALLOC_NEEDS_DATA, log)
         _, seqlen = _calibration_for(spec.model, source, spec.calibration.seqlen)
         held = load_calibration(source, lm.tokenizer, limit, seqlen, spec.calibration.seed, split, lm.model,
                                 model_name=spec.model)

@@ -172,6 +172,13 @@ def prune(
     sequential: Annotated[bool | None, opt("sequential", "--sequential/--no-sequential")] = None,
     blocksize: Annotated[int | None, opt("blocksize")] = None,
     percdamp: Annotated[float | None, opt("percdamp")] = None,
+    refine: Annotated[str | None, opt("refine")] = None,
+    ria_a: Annotated[float | None, opt("ria_a")] = None,
+    ria_permute: Annotated[bool | None, opt("ria_permute", "--ria-permute/--no-ria-permute")] = None,
+    dsnot_cycles: Annotated[int | None, opt("dsnot_cycles")] = None,
+    dsnot_threshold: Annotated[float | None, opt("dsnot_threshold")] = None,
+    dlp_alpha: Annotated[float | None, opt("dlp_alpha")] = None,
+    atp_beta: Annotated[float | None, opt("atp_beta")] = None,
     overwrite: Annotated[bool, opt("overwrite")] = False,
     trust_remote_code: Annotated[bool, opt("trust_remote_code")] = False,
     remove_layers: Annotated[int | None, opt("remove_layers")] = None,
@@ -190,6 +197,7 @@ def prune(
 
     Examples:
       prunescale prune --model tiny-reasoner --method wanda --sparsity 0.5 --out runs/wanda50
+      prunescale prune --model tiny-reasoner --method ria+dsnot --sparsity 0.5 --allocation dlp --out runs/ria
       prunescale prune --model tiny-reasoner --method shortgpt --remove-layers 1 --out runs/short1
     """
     from prunescale.api import prune as run_prune
@@ -200,7 +208,9 @@ def prune(
                   calibration=_calibration(calib, nsamples, seqlen, seed), **given(device=device, dtype=dtype))
     unstructured = given(sparsity=sparsity, nm=nm, allocation=allocation, owl_m=owl_m, owl_lambda=owl_lambda,
                          epsilon=epsilon, layerif_data=layerif_data, layerif_examples=layerif_examples, group=group,
-                         sequential=sequential, blocksize=blocksize, percdamp=percdamp)
+                         sequential=sequential, blocksize=blocksize, percdamp=percdamp, refine=refine, ria_a=ria_a,
+                         ria_permute=ria_permute, dsnot_cycles=dsnot_cycles, dsnot_threshold=dsnot_threshold,
+                         dlp_alpha=dlp_alpha, atp_beta=atp_beta)
     structured = given(remove_layers=remove_layers, match_sparsity=match_sparsity, layers=layers, keep_last=keep_last,
                        laco_threshold=laco_threshold, laco_span=laco_span, shortgpt_last=shortgpt_last)
     if method in STRUCTURED:
@@ -265,6 +275,8 @@ def allocation(
     epsilon: Annotated[float | None, opt("epsilon")] = None,
     layerif_data: Annotated[str | None, opt("layerif_data")] = None,
     layerif_examples: Annotated[int | None, opt("layerif_examples")] = None,
+    dlp_alpha: Annotated[float | None, opt("dlp_alpha")] = None,
+    atp_beta: Annotated[float | None, opt("atp_beta")] = None,
     device: Annotated[str | None, opt("device")] = None,
     dtype: Annotated[str | None, opt("dtype")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON (with the per-module mapping).")] = False,
@@ -279,7 +291,8 @@ def allocation(
     spec = validated(AllocationSpec, model=model, allocation=allocation, sparsity=sparsity,
                      calibration=_calibration(calib, nsamples, seqlen, seed),
                      **given(owl_m=owl_m, owl_lambda=owl_lambda, epsilon=epsilon, layerif_data=layerif_data,
-                             layerif_examples=layerif_examples, device=device, dtype=dtype))
+                             layerif_examples=layerif_examples, dlp_alpha=dlp_alpha, atp_beta=atp_beta, device=device,
+                             dtype=dtype))
     result = allocation_table(spec)
     if as_json:
         sys.stdout.write(json.dumps(result, indent=1) + "\n")
@@ -299,7 +312,8 @@ def tune_allocation(
     method: Annotated[str, opt("method")],
     sparsity: Annotated[float, opt("sparsity")],
     allocation: Annotated[str, opt("allocation")],
-    grid: Annotated[str, typer.Option(help='Knob values, e.g. "m=3,5,7;lambda=0.04,0.08,0.16" or "epsilon=0.1,0.3".')],
+    grid: Annotated[str, typer.Option(help='Knob values, e.g. "m=3,5,7;lambda=0.04,0.08,0.16", "epsilon=0.1,0.3", '
+                                      '"dlp_alpha=0.05,0.1,0.15" or "atp_beta=0.002,0.004".')],
     on: Annotated[str, typer.Option(help="Held-out data as SOURCE:validation or SOURCE:heldout (never test).")],
     out_dir: Annotated[Path, typer.Option("--out", help="Folder for tuning.json.")],
     calib: Annotated[str | None, opt("source", "--calib")] = None,
@@ -311,6 +325,10 @@ def tune_allocation(
     sequential: Annotated[bool | None, opt("sequential", "--sequential/--no-sequential")] = None,
     blocksize: Annotated[int | None, opt("blocksize")] = None,
     percdamp: Annotated[float | None, opt("percdamp")] = None,
+    refine: Annotated[str | None, opt("refine")] = None,
+    ria_a: Annotated[float | None, opt("ria_a")] = None,
+    dsnot_cycles: Annotated[int | None, opt("dsnot_cycles")] = None,
+    dsnot_threshold: Annotated[float | None, opt("dsnot_threshold")] = None,
     device: Annotated[str | None, opt("device")] = None,
     dtype: Annotated[str | None, opt("dtype")] = None,
     limit: Annotated[int, typer.Option(help="Held-out windows for perplexity.", min=1)] = 32,
@@ -329,7 +347,8 @@ def tune_allocation(
     spec = validated(PruneSpec, model=model, method=method, sparsity=sparsity, allocation=allocation, out=out_dir,
                      overwrite=overwrite, calibration=_calibration(calib, nsamples, seqlen, seed),
                      **given(layerif_data=layerif_data, layerif_examples=layerif_examples, sequential=sequential,
-                             blocksize=blocksize, percdamp=percdamp, device=device, dtype=dtype))
+                             blocksize=blocksize, percdamp=percdamp, refine=refine, ria_a=ria_a,
+                             dsnot_cycles=dsnot_cycles, dsnot_threshold=dsnot_threshold, device=device, dtype=dtype))
     result = run_tune(spec, grid, on, limit, log=err.print)
     out.print(f"best {result['best']} (perplexity {result['best_perplexity']:.4f}) → {out_dir / 'tuning.json'}")
 

@@ -34,17 +34,21 @@ from pydantic import (
 
 from prunescale.errors import PrunescaleError
 
-UNSTRUCTURED = ("magnitude", "wanda", "sparsegpt")
+UNSTRUCTURED = ("magnitude", "wanda", "sparsegpt", "ria")
+REFINEMENTS = ("dsnot",)
 STRUCTURED = ("shortgpt", "angular", "reverse", "random", "layers", "laco")
-ALLOCATIONS = ("uniform", "owl", "alpha", "layerif", "file")
+ALLOCATIONS = ("uniform", "owl", "alpha", "layerif", "dlp", "atp", "file")
 DTYPE_NAMES = ("auto", "fp32", "bf16", "fp16")
 ENGINES = ("hf", "vllm")
 # the options each method reads (beyond the sparsity pattern), and the knobs each allocation reads: an
 # option the user sets for a method or allocation that does not read it is an error, not ignored
-METHOD_OPTIONS = {"magnitude": (), "wanda": ("sequential",), "sparsegpt": ("sequential", "blocksize", "percdamp")}
+METHOD_OPTIONS = {"magnitude": (), "wanda": ("sequential",), "sparsegpt": ("sequential", "blocksize", "percdamp"),
+                  "ria": ("sequential", "ria_a", "ria_permute")}
+REFINE_OPTIONS = {"dsnot": ("dsnot_cycles", "dsnot_threshold")}
 REMOVAL_OPTIONS = {"reverse": ("keep_last",), "laco": ("laco_threshold", "laco_span"), "shortgpt": ("shortgpt_last",)}
 ALLOCATION_KNOBS = {"uniform": (), "file": (), "owl": ("owl_m", "owl_lambda"), "alpha": ("epsilon",),
-                    "layerif": ("epsilon", "layerif_data", "layerif_examples")}
+                    "layerif": ("epsilon", "layerif_data", "layerif_examples"), "dlp": ("dlp_alpha",),
+                    "atp": ("atp_beta",)}
 
 
 def parse_nm(text: str) -> tuple[int, int]:
@@ -163,7 +167,7 @@ class AllocationOptions(Strict):
     """How a global sparsity S is spread over blocks, with every allocation's knobs."""
 
     allocation: str = Field("uniform", description="Layer-wise allocation of S: uniform | owl | alpha | layerif "
-                            "| file:PATH.")
+                            "| dlp | atp | file:PATH.")
     owl_m: Annotated[float, _within("OWL's outlier threshold M", 0, low_open=True)] = Field(
         5.0, description="OWL: outlier threshold M (scores > M × mean).")
     owl_lambda: Annotated[float, _within("OWL's λ", 0, low_open=True)] = Field(
@@ -173,13 +177,18 @@ class AllocationOptions(Strict):
     layerif_data: str | None = Field(None, description="LayerIF task data source (its train and held-out splits "
                                      "are used; default: the model's embedded source).")
     layerif_examples: Positive = Field(32, description="LayerIF: training examples (half as many held out).")
+    dlp_alpha: Annotated[float, _within("DLP's α", 0, 1, low_open=True)] = Field(
+        0.15, description="DLP: block sparsities span S ± α (by block importance; mean S).")
+    atp_beta: Annotated[float, _within("ATP's β", 0, 1)] = Field(
+        0.02, description="ATP: step of the arithmetic progression of block sparsities (deeper blocks pruned "
+        "more; mean S).")
 
     @field_validator("allocation")
     @classmethod
     def _allocation(cls, v: str) -> str:
         kind, _, path = v.partition(":")
         if kind not in ALLOCATIONS or (kind == "file") != bool(path):
-            raise ValueError(f"unknown allocation {v!r}; choose one of uniform, owl, alpha, layerif, file:PATH")
+            raise ValueError(f"unknown allocation {v!r}; choose one of {', '.join(ALLOCATIONS[:-1])}, file:PATH")
         if kind == "file":
             read_allocation_file(path)  # a missing or malformed file is found before anything loads
         return v
@@ -203,7 +212,9 @@ class UnstructuredOptions(AllocationOptions):
     """One unstructured pruning method and its settings (a study variant of this kind, minus its name)."""
 
     method: Annotated[str, _one_of("method", UNSTRUCTURED)] = Field(
-        description="magnitude | wanda | sparsegpt.")
+        description="magnitude | wanda | sparsegpt | ria; METHOD+dsnot refines its mask with DSnoT.")
+    refine: str | None = Field(
+        None, description="Mask refinement after the method: dsnot (prune-and-grow without training).")
     sparsity: Annotated[float | None, _within("sparsity", 0, 1)] = Field(
         None, description="Target global sparsity S in [0, 1).")
     nm: str | None = Field(None, description="N:M pattern instead of a sparsity, e.g. 2:4.")
@@ -214,12 +225,37 @@ class UnstructuredOptions(AllocationOptions):
     blocksize: Positive = Field(128, description="SparseGPT: columns per lazy-update block.")
     percdamp: Annotated[float, _within("percdamp", 0, 1, low_open=True)] = Field(
         0.01, description="SparseGPT: Hessian damping as a fraction of its mean diagonal.")
+    ria_a: Annotated[float, _within("RIA's a", 0)] = Field(
+        0.5, description="RIA: exponent a of the input-feature norm ‖X_j‖^a.")
+    ria_permute: bool = Field(False, description="RIA with N:M: permute input channels so that the N:M groups "
+                              "keep more importance (the mask is N:M in the permuted order).")
+    dsnot_cycles: Positive = Field(50, description="DSnoT: most prune-and-grow swaps per row.")
+    dsnot_threshold: Annotated[float, _within("DSnoT's threshold", 0)] = Field(
+        0.1, description="DSnoT: rows whose expected reconstruction error is below this stop early.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _method_plus_refinement(cls, data: Any) -> Any:
+        """``method: wanda+dsnot`` is short for ``method: wanda, refine: dsnot``."""
+        if isinstance(data, dict) and isinstance(data.get("method"), str) and "+" in data["method"]:
+            method, _, refine = data["method"].partition("+")
+            if data.get("refine") not in (None, refine):
+                raise ValueError(f"method {data['method']!r} and refine {data['refine']!r} disagree")
+            data = {**data, "method": method, "refine": refine}
+        return data
 
     @field_validator("nm")
     @classmethod
     def _nm(cls, v: str | None) -> str | None:
         if v is not None:
             parse_nm(v)
+        return v
+
+    @field_validator("refine")
+    @classmethod
+    def _refine(cls, v: str | None) -> str | None:
+        if v is not None and v not in REFINEMENTS:
+            raise ValueError(f"unknown refinement {v!r}; choose one of {', '.join(REFINEMENTS)}")
         return v
 
     @field_validator("group")
@@ -240,6 +276,13 @@ class UnstructuredOptions(AllocationOptions):
         stray = _changed(self, options - set(METHOD_OPTIONS[self.method]))
         if stray:
             raise ValueError(f"{stray[0]} is not an option of {self.method}")
+        refine_options = {k for ks in REFINE_OPTIONS.values() for k in ks}
+        stray = _changed(self, refine_options - set(REFINE_OPTIONS.get(self.refine or "", ())))
+        if stray:
+            raise ValueError(f"{stray[0]} is an option of the {stray[0].split('_')[0]} refinement: add "
+                             f"+{stray[0].split('_')[0]} to the method")
+        if self.ria_permute and not self.nm:
+            raise ValueError("ria_permute permutes channels for an N:M pattern: give --nm")
         if self.group == "matrix" and self.method != "magnitude":
             raise ValueError(f"the per-matrix comparison group is for magnitude only; {self.method} prunes per row")
         return self
@@ -252,9 +295,17 @@ class UnstructuredOptions(AllocationOptions):
     def nm_tuple(self) -> tuple[int, int] | None:
         return parse_nm(self.nm) if self.nm else None
 
+    @property
+    def label(self) -> str:
+        """The method as one word: ``wanda`` or ``wanda+dsnot``."""
+        return f"{self.method}+{self.refine}" if self.refine else self.method
+
     def method_options(self) -> dict[str, Any]:
-        """The options the method's kernel takes, by name."""
-        return {k: getattr(self, k) for k in METHOD_OPTIONS[self.method]}
+        """The options the method's kernel takes, by name (with the refinement and its options, if any)."""
+        opts = {k: getattr(self, k) for k in METHOD_OPTIONS[self.method]}
+        if self.refine:
+            opts["refine"] = {"name": self.refine, **{k: getattr(self, k) for k in REFINE_OPTIONS[self.refine]}}
+        return opts
 
 
 class StructuredOptions(Strict):

@@ -1,7 +1,8 @@
 """The sparsity audit: what pruning did, measured from the weights, checked against what was asked.
 
 Every pruning run ends here; a result that misses the request (per module beyond ±0.5 %, globally, or an
-N:M pattern with too many weights in a group) is an error, never a checkpoint.
+N:M pattern with too many weights in a group — in the permuted channel order where the method chose
+one) is an error, never a checkpoint.
 """
 
 from __future__ import annotations
@@ -40,7 +41,9 @@ def check_realised(model: nn.Module, pattern, tol: float = TOLERANCE) -> dict:
         m["target"] = want
         if pattern.nm:
             n, m_ = pattern.nm
-            kept = (prunable_linears(model)[name].weight != 0).reshape(-1, m_).sum(-1)
+            w = prunable_linears(model)[name].weight
+            perm = getattr(pattern, "permutations", {}).get(name)
+            kept = ((w if perm is None else w[:, perm.to(w.device)]) != 0).reshape(-1, m_).sum(-1)
             if bool((kept > n).any()):  # extra zeros (dead inputs) are fine, extra weights are not
                 bad.append(f"{name}: not a valid {n}:{m_} pattern")
         elif abs(m["sparsity"] - want) > tol:

@@ -16,6 +16,7 @@ import torch
 
 from prunescale.errors import PrunescaleError
 from prunescale.prune.masks import matrix_mask, nm_mask
+from prunescale.prune.wanda import InputStats
 
 
 def _damped_inverse_cholesky(H: torch.Tensor, percdamp: float) -> tuple[torch.Tensor, float]:
@@ -38,20 +39,26 @@ class SparseGPT:
     def __init__(self, in_features: int, device: torch.device | str = "cpu") -> None:
         self.H: torch.Tensor | None = torch.zeros(in_features, in_features, dtype=torch.float32, device=device)
         self.tokens = 0
+        self.sequences = 0
+        self.candidates: torch.Tensor | None = None  # prune(keep_candidates=True): each weight's value if kept
+        self.s1 = torch.zeros(in_features, dtype=torch.float32, device=device)  # Σ x_j (DSnoT's mean)
         self.percdamp_used: float | None = None  # set by prune(): the damping fraction that was needed
 
     @staticmethod
-    def summarise(x: torch.Tensor) -> tuple[torch.Tensor, int]:
-        """This batch's ``Σ x xᵀ`` (fp32) and token count; computed once for Linears sharing an input
-        (q,k,v; gate,up), where it is the dominant cost of a statistics pass."""
+    def summarise(x: torch.Tensor) -> tuple[torch.Tensor, int, torch.Tensor]:
+        """This batch's ``Σ x xᵀ`` (fp32), token count and ``Σ x``; computed once for Linears sharing an
+        input (q,k,v; gate,up), where it is the dominant cost of a statistics pass."""
         x = x.detach().reshape(-1, x.shape[-1]).float()
-        return x.T @ x, x.shape[0]
+        return x.T @ x, x.shape[0], x.sum(0)
 
-    def fold(self, xtx: torch.Tensor, n: int) -> None:
-        """Fold a batch into the running mean ``H = 2 Σ x xᵀ / N``."""
+    def fold(self, xtx: torch.Tensor, n: int, s1: torch.Tensor | None = None) -> None:
+        """Fold a batch into the running mean ``H = 2 Σ x xᵀ / N`` (and the feature sums)."""
         assert self.H is not None, "add_batch after free()"
         if n == 0:
             return
+        if s1 is not None:
+            self.s1 += s1
+        self.sequences += 1
         total = self.tokens + n
         self.H.mul_(self.tokens / total).add_(xtx, alpha=2.0 / total)
         self.tokens = total
@@ -68,8 +75,13 @@ class SparseGPT:
         nm: tuple[int, int] | None = None,
         blocksize: int = 128,
         percdamp: float = 0.01,
+        keep_candidates: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Return (updated weight in its dtype, mask of pruned weights). ``weight`` is not modified."""
+        """Return (updated weight in its dtype, mask of pruned weights). ``weight`` is not modified.
+
+        With ``keep_candidates`` the value each weight had when its column was processed (what it would
+        have kept, after the error updates of the columns before it) is kept in ``self.candidates``
+        (fp32): DSnoT regrows pruned weights with these values."""
         assert self.H is not None, "prune after free()"
         W = weight.detach().clone().float()
         H = self.H.clone()
@@ -79,6 +91,7 @@ class SparseGPT:
         W[:, dead] = 0.0
         Hinv, self.percdamp_used = _damped_inverse_cholesky(H, percdamp)
         mask = torch.zeros_like(W, dtype=torch.bool)
+        cand = torch.zeros_like(W) if keep_candidates else None
         if nm is not None and blocksize % nm[1]:
             blocksize = nm[1] * max(1, blocksize // nm[1])
         for i1 in range(0, cols, blocksize):
@@ -100,6 +113,8 @@ class SparseGPT:
                     j = i + nm[1]
                     mask1[:, i:j] = nm_mask(W1[:, i:j] ** 2 / d[i:j].unsqueeze(0) ** 2, *nm)
                 w = W1[:, i]
+                if cand is not None:
+                    cand[:, i1 + i] = w
                 q = w.clone()
                 q[mask1[:, i]] = 0.0
                 Q1[:, i] = q
@@ -110,7 +125,16 @@ class SparseGPT:
             mask[:, i1:i2] = mask1
             W[:, i2:] -= Err1 @ Hinv[i1:i2, i2:]
         W[mask] = 0.0
+        self.candidates = cand
         return W.to(weight.dtype), mask
+
+    def input_stats(self) -> InputStats:
+        """The per-feature input statistics DSnoT reads, from the Hessian's diagonal and the sums."""
+        assert self.H is not None, "input_stats after free()"
+        sq_mean = torch.diag(self.H) / 2
+        n = max(1, self.tokens)
+        return InputStats((sq_mean * n).sqrt(), self.s1 / n, sq_mean.clone(), self.tokens, max(1, self.sequences))
 
     def free(self) -> None:
         self.H = None
+        self.candidates = None

@@ -4,8 +4,8 @@ Each prunable Linear gets a statistics object (Wanda's :class:`~prunescale.prune
 SparseGPT's Hessian) fed by a forward pre-hook. Linears handed the very same input tensor — q,k,v;
 gate,up — share one summary of it: the hook recognises the tensor by identity and by its version
 counter (``tensor._version``, bumped by every in-place change), so a modified tensor is never taken
-for the one already summarised. :func:`dense_input_norms` is the one pass over the *dense* model that
-OWL and Wanda without ``sequential`` share.
+for the one already summarised. :func:`dense_input_stats` is the one pass over the *dense* model that
+OWL, DLP and the method pruning after them share.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from torch import nn
 from prunescale.models.anatomy import decoder_blocks
 from prunescale.prune.block_runner import for_each_block, hooked
 from prunescale.prune.sparsegpt import SparseGPT
-from prunescale.prune.wanda import InputNorms
+from prunescale.prune.wanda import InputNorms, InputStats
 
 
 def stat_hooks(linears: Mapping[str, nn.Linear], stats: Mapping[str, InputNorms | SparseGPT]) -> list:
@@ -39,29 +39,31 @@ def stat_hooks(linears: Mapping[str, nn.Linear], stats: Mapping[str, InputNorms 
     return [linears[n].register_forward_pre_hook(hook(n)) for n in stats]
 
 
-def block_input_norms(block: nn.Module, forward: Callable[..., None], device: str) -> dict[str, torch.Tensor]:
-    """‖X_j‖ of every Linear of one block (names within the block), from one statistics pass that stops
-    once the last Linear has its input."""
+def block_input_stats(block: nn.Module, forward: Callable[..., None], device: str) -> dict[str, InputStats]:
+    """‖X_j‖, E[x_j] and E[x_j²] of every Linear of one block (names within the block), from one statistics
+    pass that stops once the last Linear has its input."""
     linears = {n: m for n, m in block.named_modules() if isinstance(m, nn.Linear)}
     stats = {n: InputNorms(m.in_features, device) for n, m in linears.items()}
     with hooked(stat_hooks(linears, stats)):
         forward(stop_after=list(linears.values()))
-    return {n: st.norms() for n, st in stats.items()}
+    return {n: st.stats() for n, st in stats.items()}
 
 
-def dense_input_norms(
+def dense_input_stats(
     model: nn.Module, samples: Sequence[torch.Tensor], device: str = "cpu", progress: bool = True
-) -> tuple[dict[str, torch.Tensor], int]:
-    """‖X_j‖ of every prunable Linear on the *dense* model (one block-by-block pass, nothing pruned).
+) -> tuple[dict[str, InputStats], int]:
+    """Input statistics of every prunable Linear on the *dense* model (one block-by-block pass, nothing
+    pruned).
 
-    Shared by OWL (which needs every block's Wanda scores before any block is pruned) and Wanda with
-    ``sequential=False``; returns the norms and the number of block forwards it cost.
+    Shared by OWL and DLP (which need every block's Wanda scores before any block is pruned), then by the
+    method that prunes after them (Wanda, RIA, DSnoT read these instead of a second pass), and by Wanda or
+    RIA with ``sequential=False``; returns the statistics and the number of block forwards it cost.
     """
     blocks = decoder_blocks(model)
-    norms: dict[str, torch.Tensor] = {}
+    norms: dict[str, InputStats] = {}
 
     def visit(i: int, block: nn.Module, forward: Callable[[], None]) -> None:
-        for n, x in block_input_norms(block, forward, device).items():
+        for n, x in block_input_stats(block, forward, device).items():
             norms[blocks.name(i, n)] = x.cpu()
 
     run = for_each_block(model, samples, visit, device, progress, "calibration")

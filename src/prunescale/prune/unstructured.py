@@ -27,6 +27,9 @@ class Pattern:
     sparsity: dict[str, float] = field(default_factory=dict)
     nm: tuple[int, int] | None = None
     group: str = "row"  # comparison group for magnitude: row | matrix
+    # module → permuted position → input channel, where a method chose its N:M mask on permuted channels
+    # (RIA's channel permutation): the N:M groups are consecutive in that order
+    permutations: dict[str, torch.Tensor] = field(default_factory=dict)
 
     def target(self, name: str) -> float:
         return 1 - self.nm[0] / self.nm[1] if self.nm else self.sparsity[name]
@@ -57,7 +60,8 @@ def prune_model(
     missing = [n for n in linears if not pattern.nm and n not in pattern.sparsity]
     if missing:
         raise PrunescaleError(f"no sparsity given for {len(missing)} module(s), e.g. {missing[0]}")
-    if method_name != "magnitude" and not samples and options.get("input_norms") is None:
-        raise PrunescaleError(f"{method_name} needs calibration samples")
+    calibrated = method_name != "magnitude" or options.get("refine")
+    if calibrated and not samples and options.get("input_stats") is None:
+        raise PrunescaleError(f"{method_name}{'+dsnot' if options.get('refine') else ''} needs calibration samples")
     stats = METHODS[method_name](model, pattern, samples, **options)
     return {**check_realised(model, pattern), "run": stats}

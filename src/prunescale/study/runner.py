@@ -134,7 +134,7 @@ def index(spec: StudySpec, stages: list[Stage], out: Path) -> dict:
             {
                 "name": s.variant.name,
                 "kind": s.variant.kind,
-                "method": s.variant.method,
+                "method": getattr(s.variant, "label", s.variant.method),  # wanda+dsnot: a method of its own
                 "prune": None if s.prune_dir is None else where(s.prune_dir) | {
                     "status": stage_status(s.prune_dir, prune_done)},
                 "evals": [{"benchmark": b, **where(f), "status": stage_status(f, eval_done)} for b, f in s.evals],

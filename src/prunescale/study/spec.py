@@ -138,10 +138,12 @@ class StudySpec(Strict):
         g = self.grid
         if g and g.unstructured:
             for m in g.unstructured.methods:  # `sequential` goes to the methods that read it
-                seq = {"sequential": g.unstructured.sequential} if "sequential" in METHOD_OPTIONS.get(m, ()) else {}
+                base = m.split("+", 1)[0]
+                seq = {"sequential": g.unstructured.sequential} if "sequential" in METHOD_OPTIONS.get(base, ()) else {}
                 for a in g.unstructured.allocations:
                     for s in g.unstructured.sparsities:
-                        out.append(UnstructuredVariant(name=f"{m}-{round(100 * s)}-{a}", method=m, sparsity=s,
+                        out.append(UnstructuredVariant(name=f"{m.replace('+', '-')}-{round(100 * s)}-{a}", method=m,
+                                                       sparsity=s,
                                                        allocation=a, **seq))
         if g and g.structured:
             for m in g.structured.methods:

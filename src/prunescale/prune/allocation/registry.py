@@ -1,8 +1,9 @@
 """Allocators registered by name: (model, target S, data) → sparsity per module name.
 
 Each allocator returns an :class:`Allocation`: the per-module mapping the pruning engine consumes, the
-per-block values and scores for the manifest and the ``allocation`` command, and — for OWL — the Wanda
-input norms it already measured, so Wanda pruning needs no second calibration pass.
+per-block values and scores for the manifest and the ``allocation`` command, and — for OWL and DLP — the
+dense input statistics they already measured, so the method that prunes next (Wanda, RIA, DSnoT) needs
+no second calibration pass.
 """
 
 from __future__ import annotations
@@ -27,7 +28,10 @@ from prunescale.prune.allocation.allocate import (
     rescale_to_mean,
 )
 from prunescale.prune.allocation.alpha import eigenvalues, hill_alpha
+from prunescale.prune.allocation.atp import atp_sparsities
+from prunescale.prune.allocation.dlp import dlp_sparsities, median_score
 from prunescale.prune.allocation.owl import outlier_ratio, owl_sparsities
+from prunescale.prune.wanda import InputStats
 
 
 @dataclass
@@ -49,7 +53,7 @@ class Allocation:
     sparsity: dict[str, float]
     per_block: list[float]
     scores: dict[str, list[float]] = field(default_factory=dict)
-    input_norms: dict[str, torch.Tensor] | None = None  # full Linear name → ‖X_j‖ (OWL's pass)
+    input_stats: dict[str, InputStats] | None = None  # full Linear name → its dense input statistics
     block_forwards: int = 0
     note: str = ""  # said when the allocation came out uniform although it was not asked to
 
@@ -157,23 +161,45 @@ def layerif(ctx: AllocationContext) -> Allocation:
     return _finish(ctx, per_block, scores={"influence": scores})
 
 
-@allocator("owl", calibrated=True)
-def owl(ctx: AllocationContext) -> Allocation:
-    """OWL from one block-by-block pass of the dense model; keeps the Wanda norms it measured (Wanda then
-    prunes with these dense-model statistics: no second pass)."""
-    from prunescale.prune.statistics import dense_input_norms
+def _dense_wanda_scores(ctx: AllocationContext) -> tuple[dict[str, InputStats], int, list[list[torch.Tensor]]]:
+    """One block-by-block pass of the dense model: its input statistics, the pass's block forwards, and
+    every block's Wanda scores (a list of score matrices per block)."""
+    from prunescale.prune.statistics import dense_input_stats
     from prunescale.prune.wanda import wanda_scores
 
-    norms, forwards = dense_input_norms(ctx.model, ctx.samples, ctx.device, ctx.progress)
+    stats, forwards = dense_input_stats(ctx.model, ctx.samples, ctx.device, ctx.progress)
     lin = prunable_linears(ctx.model)
     by_block: dict[int, list[torch.Tensor]] = {}
     for name, block in module_blocks(ctx.model).items():
-        by_block.setdefault(block, []).append(wanda_scores(lin[name].weight, norms[name]))
-    ratios = [outlier_ratio(scores, ctx.knobs.owl_m) for _, scores in sorted(by_block.items())]
+        by_block.setdefault(block, []).append(wanda_scores(lin[name].weight, stats[name].norms))
+    return stats, forwards, [scores for _, scores in sorted(by_block.items())]
+
+
+@allocator("owl", calibrated=True)
+def owl(ctx: AllocationContext) -> Allocation:
+    """OWL from one block-by-block pass of the dense model; keeps the statistics it measured (the method
+    then prunes with these dense-model statistics: no second pass)."""
+    stats, forwards, by_block = _dense_wanda_scores(ctx)
+    ratios = [outlier_ratio(scores, ctx.knobs.owl_m) for scores in by_block]
     per_block = owl_sparsities(ratios, ctx.target, ctx.knobs.owl_lambda, block_weights(ctx.model))
     if min(per_block) < 0 or max(per_block) > MAX_SPARSITY:
         raise PrunescaleError(f"OWL sparsities leave [0, {MAX_SPARSITY}]: lower λ")
-    return _finish(ctx, per_block, scores={"outlier_ratio": ratios}, input_norms=norms, block_forwards=forwards)
+    return _finish(ctx, per_block, scores={"outlier_ratio": ratios}, input_stats=stats, block_forwards=forwards)
+
+
+@allocator("dlp", calibrated=True)
+def dlp(ctx: AllocationContext) -> Allocation:
+    """DLP: the median Wanda score of each block (dense pass, shared with the method as OWL's) → S ± α."""
+    stats, forwards, by_block = _dense_wanda_scores(ctx)
+    medians = [median_score(scores) for scores in by_block]
+    per_block = dlp_sparsities(medians, ctx.target, ctx.knobs.dlp_alpha, block_weights(ctx.model))
+    return _finish(ctx, per_block, scores={"median_score": medians}, input_stats=stats, block_forwards=forwards)
+
+
+@allocator("atp")
+def atp(ctx: AllocationContext) -> Allocation:
+    """ATP: sparsity rising with depth in an arithmetic progression of step β, mean S; data-free."""
+    return _finish(ctx, atp_sparsities(ctx.target, ctx.knobs.atp_beta, block_weights(ctx.model)))
 
 
 @allocator("file")
