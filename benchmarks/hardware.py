@@ -2,9 +2,10 @@
 
 Full-width, randomly initialised Qwen3-8B and s1.1-7B (Qwen2.5-7B shape) configs are cut to 1 and 2
 decoder blocks and saved in bf16 (the embeddings and LM head are full size). Each stage runs in a child
-process (its own peak RSS) with a few calibration sequences, at 1 and 2 blocks and at two token counts,
-and the figures are fitted as time = a + L·(b + c·T) and memory = m₀ + L·m₁ + T·m₂ (L blocks, T calibration
-tokens; m₁ at least one block's bf16 weights, which stay on the host), then evaluated at the full depth
+process (its own peak RSS) with a few calibration sequences: 1 block at 4 × 512 tokens, 2 blocks at 4 × 512
+and 16 × 512, and the figures are fitted as time = a + L·(b + c·T) and memory = m₀ + L·m₁ + T·m₂ (L blocks,
+T calibration tokens; m₁ at least one block's bf16 weights, which stay on the host; the token slopes from the 2-block
+runs; a short untimed warm-up first), then evaluated at the full depth
 (36 and 28 blocks) and the papers' 128 × 2048 tokens. Only each stage's computation is timed (not loading
 the folder, which varies by more than a block costs). Layer
 scores (ShortGPT) are fitted the same way; generation is measured as seconds per 1 000 tokens decoded at
@@ -66,6 +67,14 @@ def child(stage: str, folder: str, n: int, seqlen: int) -> dict:
     import torch
 
     torch.set_num_threads(2)
+
+    def warm_up(model) -> None:
+        """One short forward and an fp32 matmul before anything is timed: the first call of each kernel
+        (oneDNN / AMX set-up, allocator growth) otherwise lands in the smallest run and skews every slope."""
+        with torch.no_grad():
+            model(input_ids=torch.arange(100, 164)[None], use_cache=False)
+            x = torch.randn(1024, model.config.hidden_size)
+            _ = x.T @ x
     from prunescale.api import _allocation_context
     from prunescale.config import AllocationSpec
     from prunescale.data.calibration import load_calibration
@@ -83,6 +92,7 @@ def child(stage: str, folder: str, n: int, seqlen: int) -> dict:
         samples = load_calibration("gsm8k", lm.tokenizer, n, seqlen, model=lm.model).samples
         ctx = _allocation_context(spec, lm, type("C", (), {"samples": samples})(), False)
         ctx.cache = None  # LayerIF's scores are cached by weights: a cached run would time nothing
+        warm_up(lm.model)
         t0 = time.perf_counter()
         if stage in ("wanda", "sparsegpt"):
             prune_model(lm.model, stage, Pattern(uniform(lm.model, 0.5)), samples, progress=False)
@@ -93,6 +103,7 @@ def child(stage: str, folder: str, n: int, seqlen: int) -> dict:
 
         lm = load_model(folder)
         samples = load_calibration("gsm8k", lm.tokenizer, n, seqlen, model=lm.model).samples
+        warm_up(lm.model)
         t0 = time.perf_counter()
         boundary_cosines(lm.model, samples, 1)
     elif stage == "generate":
@@ -102,6 +113,7 @@ def child(stage: str, folder: str, n: int, seqlen: int) -> dict:
         lm = load_model(folder)
         engine = HFEngine(lm.model, 0, batch_size=8)
         reqs = [Request(list(range(100 + k, 164 + k)), n) for k in range(8)]  # n new tokens each, batch 8
+        engine.generate([Request(list(range(100, 164)), 2)])  # warm-up
         t0 = time.perf_counter()
         engine.generate(reqs)
     seconds = time.perf_counter() - t0
@@ -128,13 +140,6 @@ def run_child(stage: str, folder: Path, n: int, seqlen: int) -> dict:
     if done.returncode != 0:
         raise RuntimeError(done.stderr[-2000:])
     return json.loads(done.stdout.strip().splitlines()[-1])
-
-
-def fit(t11: float, t21: float, t12: float, n1: float, n2: float) -> tuple[float, float, float]:
-    """(a, b, c) of f = a + L·(b + c·n) from f(1, n1), f(2, n1), f(1, n2)."""
-    c = (t12 - t11) / (n2 - n1)
-    b = (t21 - t11) - c * n1
-    return 2 * t11 - t21, b, c
 
 
 def main() -> None:
@@ -170,22 +175,25 @@ def main() -> None:
                 continue
             r11 = run_child(stage, folders[1], n1, s)
             r21 = run_child(stage, folders[2], n1, s)
-            r12 = run_child(stage, folders[1], n2, s)
+            r22 = run_child(stage, folders[2], n2, s)
             tokens = (n1 * s, n2 * s)
-            a, b, c = fit(r11["seconds"], r21["seconds"], r12["seconds"], *tokens)
-            # memory: the block term does not grow with tokens, the token term (activations kept on the
-            # host) does not grow with blocks: m = m0 + L·m1 + T·m2
-            m2 = (r12["peak_rss_mb"] - r11["peak_rss_mb"]) / (tokens[1] - tokens[0])
-            # every block stays resident on the host, so a block adds at least its bf16 weights; a smaller
-            # measured difference means the peak fell outside the blocks (e.g. the embedding) at 1-2 blocks
+            # time = a + L·(b + c·T): the token slope from the two 2-block runs (twice the signal of one
+            # block), the block term from 1 vs 2 blocks at the smaller token count
+            c = (r22["seconds"] - r21["seconds"]) / (2 * (tokens[1] - tokens[0]))
+            b = (r21["seconds"] - r11["seconds"]) - c * tokens[0]
+            a = r11["seconds"] - b - c * tokens[0]
+            # memory: every block stays resident on the host (at least its bf16 weights each); the token
+            # term (activations and per-sample arguments kept on the host) from the two 2-block runs
+            m2 = max(0.0, (r22["peak_rss_mb"] - r21["peak_rss_mb"]) / (tokens[1] - tokens[0]))
             m1 = max(r21["peak_rss_mb"] - r11["peak_rss_mb"], block_mb)
-            m0 = r11["peak_rss_mb"] - m1 - m2 * tokens[0]
+            peak = r22["peak_rss_mb"] + (full_layers - 2) * m1 + (FULL_TOKENS - tokens[1]) * m2
             table[shape][stage] = {
                 "hours_full": round(max(0.0, a + full_layers * (b + c * FULL_TOKENS)) / 3600, 2),
-                "peak_rss_gb_full": round((m0 + full_layers * m1 + m2 * FULL_TOKENS) / 1024, 1),
-                "seconds_per_block_per_1k_tokens": round(c * 1000, 2),
+                "peak_rss_gb_full": round(peak / 1024, 1),
+                "seconds_per_block_per_1k_tokens": round(c * 1000, 3),
+                "seconds_per_block_fixed": round(b, 2),
                 "measured": {f"1 block, {tokens[0]} tokens": r11, f"2 blocks, {tokens[0]} tokens": r21,
-                             f"1 block, {tokens[1]} tokens": r12},
+                             f"2 blocks, {tokens[1]} tokens": r22},
             }
             print(f"{shape} {stage}: {json.dumps({k: v for k, v in table[shape][stage].items() if k != 'measured'})}",
                   file=sys.stderr)

@@ -1,7 +1,8 @@
 """Pruning speed, peak memory and (optionally) agreement with llm-compressor on SmolLM2-135M.
 
 Prunes with Wanda and SparseGPT (our default within-block order, and the one-pass order that
-llm-compressor uses) at 50 % on 128 × 512 GSM8K calibration tokens. Baselines measured in the
+llm-compressor uses), RIA, and Wanda / SparseGPT refined by DSnoT, at 50 % on 128 × 512 GSM8K calibration
+tokens; each method's time is also given as a multiple of Wanda's (``time_over_wanda``). Baselines measured in the
 same run, each in a fresh child process so its peak RSS is its own:
 
 * ``dense_forward``: one plain forward pass of the dense model over the same tokens (the unavoidable
@@ -31,6 +32,7 @@ OURS = textwrap.dedent(
     import json, resource, sys, time
     import torch
     from transformers import AutoModelForCausalLM
+    from prunescale.config import PruneSpec
     from prunescale.prune.unstructured import Pattern, prune_model, uniform
 
     what, folder, ids_file, mask_file = sys.argv[1:5]
@@ -43,8 +45,10 @@ OURS = textwrap.dedent(
             for s in samples:
                 model(input_ids=s[None], use_cache=False)
     else:
-        method, _, mode = what.partition("-")  # sparsegpt-nonseq: no q,k,v -> o -> gate,up -> down order
-        prune_model(model, method, Pattern(uniform(model, 0.5)), samples, progress=False, sequential=mode != "nonseq")
+        name, _, mode = what.partition("-")  # sparsegpt-nonseq: no q,k,v -> o -> gate,up -> down order
+        spec = PruneSpec(model=folder, method=name, sparsity=0.5, out=mask_file, sequential=mode != "nonseq")
+        prune_model(model, spec.method, Pattern(uniform(model, 0.5)), samples, progress=False,
+                    **spec.method_options())
     seconds = time.perf_counter() - t0
     if what != "dense_forward":
         torch.save({n: (m.weight == 0) for n, m in model.named_modules()
@@ -112,9 +116,10 @@ def main() -> None:
     ap.add_argument("--llmcompressor-python", default=None)
     ap.add_argument(
         "--methods",
-        default="wanda,sparsegpt,sparsegpt-nonseq",
-        help="comma-separated subset of wanda, sparsegpt (our default: q,k,v -> o -> gate,up -> down in order) "
-        "and sparsegpt-nonseq (all Linears of a block from one pass, as llm-compressor does)",
+        default="wanda,sparsegpt,sparsegpt-nonseq,ria,wanda+dsnot,sparsegpt+dsnot",
+        help="comma-separated subset of wanda, sparsegpt (our default: q,k,v -> o -> gate,up -> down in order), "
+        "sparsegpt-nonseq (all Linears of a block from one pass, as llm-compressor does), ria, magnitude, and "
+        "any of them +dsnot",
     )
     args = ap.parse_args()
     lm = load_model(args.model, dtype="fp32")  # converts a GGUF once; children load the HF folder
@@ -132,9 +137,11 @@ def main() -> None:
         r = run_child(sys.executable, OURS, method, folder, ids, tmp / f"ours-{method}.pt", args.threads)
         r["time_over_dense_forward"] = round(r["seconds"] / res["dense_forward"]["seconds"], 2)
         r["rss_over_dense_forward"] = round(r["peak_rss_mb"] / res["dense_forward"]["peak_rss_mb"], 3)
+        if "wanda" in res:  # RIA and DSnoT cost beside Wanda's, measured in this run
+            r["time_over_wanda"] = round(r["seconds"] / res["wanda"]["seconds"], 3)
         res[method] = r
         print(f"prunescale {method}: {r['seconds']:.1f} s, peak RSS {r['peak_rss_mb']:.0f} MB", file=sys.stderr)
-        if args.llmcompressor_python:
+        if args.llmcompressor_python and method.split("-")[0] in ("wanda", "sparsegpt"):
             base = method.split("-")[0]  # llm-compressor's SparseGPT is the non-sequential algorithm
             lc_file = tmp / f"lc-{base}.pt"
             if base not in lc_runs:

@@ -290,3 +290,16 @@ def test_cli_method_plus_refinement_and_option_errors(tmp_path: Path, saved_tiny
         bad = runner.invoke(app, [*base, *args, "--out", str(tmp_path / "bad")])
         assert bad.exit_code == 2 and message in bad.stderr, (args, bad.stderr)
         assert not (tmp_path / "bad").exists()
+
+
+def test_study_grid_takes_method_plus_refinement_and_every_example_validates():
+    from prunescale.study.spec import expand, load_spec
+
+    examples = sorted(Path(__file__).resolve().parents[1].joinpath("examples").glob("*.yaml"))
+    assert examples
+    for path in examples:
+        expand(load_spec(path))  # every shipped example is a valid study
+    variants = {v.name: v for v in expand(load_spec(examples[[p.name for p in examples].index("frontier.yaml")]))}
+    v = variants["wanda-dsnot-50-uniform"]
+    assert (v.method, v.refine, v.label, v.sparsity) == ("wanda", "dsnot", "wanda+dsnot", 0.5)
+    assert variants["wanda-70-atp"].atp_beta == 0.05 and variants["ria-70-uniform"].method == "ria"

@@ -180,7 +180,7 @@ class AllocationOptions(Strict):
     dlp_alpha: Annotated[float, _within("DLP's α", 0, 1, low_open=True)] = Field(
         0.15, description="DLP: block sparsities span S ± α (by block importance; mean S).")
     atp_beta: Annotated[float, _within("ATP's β", 0, 1)] = Field(
-        0.02, description="ATP: step of the arithmetic progression of block sparsities (deeper blocks pruned "
+        0.01, description="ATP: step of the arithmetic progression of block sparsities (deeper blocks pruned "
         "more; mean S).")
 
     @field_validator("allocation")
