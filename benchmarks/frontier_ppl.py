@@ -2,13 +2,14 @@
 
 SmolLM2-135M (fp32, dequantised from its GGUF), calibrated once on 128 × 512 tokens of GSM8K train text;
 held-out perplexity on 64 × 512-token windows of the GSM8K test split (as ``prunescale ppl --data gsm8k``).
-At each sparsity: magnitude, Wanda, SparseGPT, RIA, Wanda+DSnoT, SparseGPT+DSnoT (uniform), and Wanda
-with OWL, AlphaPruning, DLP and ATP — every knob at its default (none tuned: a tuned knob would need a
-validation split and more runs). Each variant prunes a fresh copy of the same dense model with the same
-calibration tokens and goes through the same audit as ``prunescale prune``; the times are each run's
-pruning seconds (allocation included) on this machine, for ratios within the run only.
+At each sparsity: magnitude, Wanda, SparseGPT, RIA (per row; per matrix as its reference code),
+Wanda+DSnoT and SparseGPT+DSnoT (MLP left alone, the reference default; and every Linear refined), all
+uniform, and Wanda with OWL, AlphaPruning, DLP and ATP — every knob at its default (none tuned: a tuned
+knob would need a validation split and more runs). Each variant prunes a fresh copy of the same dense
+model with the same calibration tokens and goes through the same audit as ``prunescale prune``; the
+times are each run's pruning seconds (allocation included) on this machine, for ratios within the run.
 
-    python benchmarks/frontier_ppl.py [--sparsities 0.5,0.7] [--only wanda,ria] [--out runs/frontier-ppl.json]
+    python benchmarks/frontier_ppl.py [--sparsities 0.5,0.7] [--only "wanda;ria per matrix"] [--out runs/f.json]
 
 Prints a Markdown table on stderr and one JSON line on stdout.
 """
@@ -22,17 +23,20 @@ import sys
 import time
 from pathlib import Path
 
-VARIANTS = [  # (label, method, allocation)
-    ("magnitude", "magnitude", "uniform"),
-    ("wanda", "wanda", "uniform"),
-    ("sparsegpt", "sparsegpt", "uniform"),
-    ("ria", "ria", "uniform"),
-    ("wanda+dsnot", "wanda+dsnot", "uniform"),
-    ("sparsegpt+dsnot", "sparsegpt+dsnot", "uniform"),
-    ("wanda owl", "wanda", "owl"),
-    ("wanda alpha", "wanda", "alpha"),
-    ("wanda dlp", "wanda", "dlp"),
-    ("wanda atp", "wanda", "atp"),
+VARIANTS = [  # (label, method, allocation, other options)
+    ("magnitude", "magnitude", "uniform", {}),
+    ("wanda", "wanda", "uniform", {}),
+    ("sparsegpt", "sparsegpt", "uniform", {}),
+    ("ria", "ria", "uniform", {}),
+    ("ria per matrix", "ria", "uniform", {"group": "matrix"}),
+    ("wanda+dsnot", "wanda+dsnot", "uniform", {}),
+    ("wanda+dsnot every Linear", "wanda+dsnot", "uniform", {"dsnot_skip": "none"}),
+    ("sparsegpt+dsnot", "sparsegpt+dsnot", "uniform", {}),
+    ("sparsegpt+dsnot every Linear", "sparsegpt+dsnot", "uniform", {"dsnot_skip": "none"}),
+    ("wanda owl", "wanda", "owl", {}),
+    ("wanda alpha", "wanda", "alpha", {}),
+    ("wanda dlp", "wanda", "dlp", {}),
+    ("wanda atp", "wanda", "atp", {}),
 ]
 
 
@@ -43,7 +47,7 @@ def main() -> None:
     ap.add_argument("--nsamples", type=int, default=128)
     ap.add_argument("--seqlen", type=int, default=512)
     ap.add_argument("--windows", type=int, default=64)
-    ap.add_argument("--only", default=None, help="comma-separated labels to run (default: all)")
+    ap.add_argument("--only", default=None, help="labels to run, separated by ';' (default: all)")
     ap.add_argument("--out", type=Path, default=None, help="also write the JSON here (rewritten after each run)")
     args = ap.parse_args()
 
@@ -66,18 +70,20 @@ def main() -> None:
     rows: list[dict] = [{"variant": "dense", "sparsity": 0.0, "perplexity": perplexity(lm.model, held.samples)[
         "perplexity"]}]
     print(f"dense: {rows[0]['perplexity']:.3f}", file=sys.stderr)
-    only = set(args.only.split(",")) if args.only else None
+    only = set(args.only.split(";")) if args.only else None
     for s in (float(x) for x in args.sparsities.split(",")):
-        for label, method, allocation in VARIANTS:
+        for label, method, allocation, options in VARIANTS:
             if only and label not in only:
                 continue
             spec = PruneSpec(model=args.model, method=method, sparsity=s, allocation=allocation, out="unused",
-                             calibration={"source": "gsm8k", "nsamples": args.nsamples, "seqlen": args.seqlen})
+                             calibration={"source": "gsm8k", "nsamples": args.nsamples, "seqlen": args.seqlen},
+                             **options)
             model = copy.deepcopy(lm.model)
             t0 = time.perf_counter()
             alloc = allocate(spec.allocation, _allocation_context(spec, type(lm)(model, lm.tokenizer, lm.ref),
                                                                   calib, False))
-            result = prune_model(model, spec.method, Pattern(alloc.sparsity), calib.samples, progress=False,
+            result = prune_model(model, spec.method, Pattern(alloc.sparsity, group=spec.group), calib.samples,
+                                 progress=False,
                                  **_method_kwargs(spec, alloc))
             seconds = time.perf_counter() - t0
             row = {"variant": label, "sparsity": s, "perplexity": perplexity(model, held.samples)["perplexity"],
@@ -93,7 +99,7 @@ def main() -> None:
     sparsities = sorted({r["sparsity"] for r in rows if r["sparsity"]})
     lines = ["| variant | " + " | ".join(f"ppl at {s:.0%}" for s in sparsities) + " |",
              "|---|" + "---:|" * len(sparsities), f"| dense | {rows[0]['perplexity']:.2f}" + " |" * len(sparsities)]
-    for label, _, _ in VARIANTS:
+    for label, *_ in VARIANTS:
         cells = [next((f"{r['perplexity']:.2f}" for r in rows if r["variant"] == label and r["sparsity"] == s), "–")
                  for s in sparsities]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")

@@ -271,21 +271,22 @@ def test_dlp_shares_its_dense_pass_with_the_method(tmp_path: Path, saved_tiny: P
 
 
 def test_cli_method_plus_refinement_and_option_errors(tmp_path: Path, saved_tiny: Path):
-    base = ["prune", "--model", str(saved_tiny), "--sparsity", "0.5", "--calib", "tiny", "--nsamples", "4",
+    base = ["prune", "--model", str(saved_tiny), "--calib", "tiny", "--nsamples", "4",
             "--seqlen", "32"]
-    ok = runner.invoke(app, [*base, "--method", "wanda+dsnot", "--allocation", "atp", "--atp-beta", "0.05",
-                             "--out", str(tmp_path / "ok")])
+    ok = runner.invoke(app, [*base, "--sparsity", "0.5", "--method", "wanda+dsnot", "--allocation", "atp",
+                             "--atp-beta", "0.05", "--out", str(tmp_path / "ok")])
     assert ok.exit_code == 0, ok.output
     manifest = json.loads((tmp_path / "ok" / "pruning_manifest.json").read_text())
     assert manifest["method"] == "wanda+dsnot" and manifest["refine"] == "dsnot"
     assert manifest["options"]["refine"]["dsnot_cycles"] == 50 and manifest["run"]["dsnot_swaps"] >= 0
     for args, message in [
-        (["--method", "wanda", "--dsnot-cycles", "3"], "add +dsnot"),
-        (["--method", "wanda", "--ria-a", "1"], "not an option of wanda"),
-        (["--method", "ria", "--ria-permute"], "give --nm"),
-        (["--method", "wanda+foo"], "unknown refinement"),
-        (["--method", "wanda", "--allocation", "atp", "--atp-beta", "0.995"], "β"),
-        (["--method", "wanda", "--dlp-alpha", "0.1"], "not a knob of allocation 'uniform'"),
+        (["--sparsity", "0.5", "--method", "wanda", "--dsnot-cycles", "3"], "add +dsnot"),
+        (["--sparsity", "0.5", "--method", "wanda", "--ria-a", "1"], "not an option of wanda"),
+        (["--sparsity", "0.5", "--method", "ria", "--ria-permute"], "give --nm"),
+        (["--sparsity", "0.5", "--method", "wanda+foo"], "unknown refinement"),
+        (["--method", "wanda+dsnot", "--nm", "2:4"], "break an N:M pattern"),
+        (["--sparsity", "0.5", "--method", "wanda", "--allocation", "atp", "--atp-beta", "0.995"], "β"),
+        (["--sparsity", "0.5", "--method", "wanda", "--dlp-alpha", "0.1"], "not a knob of allocation 'uniform'"),
     ]:
         bad = runner.invoke(app, [*base, *args, "--out", str(tmp_path / "bad")])
         assert bad.exit_code == 2 and message in bad.stderr, (args, bad.stderr)
@@ -303,3 +304,43 @@ def test_study_grid_takes_method_plus_refinement_and_every_example_validates():
     v = variants["wanda-dsnot-50-uniform"]
     assert (v.method, v.refine, v.label, v.sparsity) == ("wanda", "dsnot", "wanda+dsnot", 0.5)
     assert variants["wanda-70-atp"].atp_beta == 0.05 and variants["ria-70-uniform"].method == "ria"
+
+
+def test_tune_allocation_grids_atp_beta_and_dlp_alpha(saved_tiny: Path, tmp_path: Path):
+    base = ["tune-allocation", "--model", str(saved_tiny), "--method", "ria", "--sparsity", "0.5", "--calib", "tiny",
+            "--nsamples", "4", "--seqlen", "32", "--limit", "4", "--on", "tiny:validation"]
+    for allocation, grid, key in [("atp", "atp_beta=0,0.1", "atp_beta"), ("dlp", "dlp_alpha=0.05,0.1", "dlp_alpha")]:
+        out = tmp_path / allocation
+        result = runner.invoke(app, [*base, "--allocation", allocation, "--grid", grid, "--out", str(out)])
+        assert result.exit_code == 0, result.output
+        trials = json.loads((out / "tuning.json").read_text())["trials"]
+        assert [t[key] for t in trials] == [float(x) for x in grid.split("=")[1].split(",")]
+        if allocation == "atp":  # β = 0 is uniform; β = 0.1 over 2 blocks is S ∓ 0.05
+            assert trials[0]["per_block"] == pytest.approx([0.5, 0.5])
+            assert trials[1]["per_block"] == pytest.approx([0.45, 0.55])
+
+
+@pytest.mark.parametrize("skip", ["mlp", "none"])
+def test_dsnot_leaves_mlp_masks_alone_by_default(skip):
+    """As the reference code's default (skip_layer "mlp"): MLP Linears keep Wanda's mask, attention Linears
+    are refined; with dsnot_skip "none" every Linear is. Dense statistics, so that a refined attention
+    does not change the MLP's inputs."""
+    plain, refined = tiny_model("qwen3", vocab=60), tiny_model("qwen3", vocab=60)
+    prune_model(plain, "wanda", Pattern(uniform(plain, 0.5)), _samples(), progress=False, sequential=False)
+    spec = PruneSpec(model="x", method="wanda+dsnot", sparsity=0.5, out="o", dsnot_skip=skip, sequential=False)
+    prune_model(refined, "wanda", Pattern(uniform(refined, 0.5)), _samples(), progress=False, **spec.method_options())
+    a, b = prunable_linears(plain), prunable_linears(refined)
+    changed = {n for n in a if not torch.equal(a[n].weight == 0, b[n].weight == 0)}
+    assert any("self_attn" in n for n in changed)
+    assert any("mlp" in n for n in changed) == (skip == "none")
+
+
+def test_ria_per_matrix_selection_is_the_reference_default_option():
+    model = tiny_model("llama", vocab=60)
+    spec = PruneSpec(model="x", method="ria", sparsity=0.5, group="matrix", out="o")
+    prune_model(model, "ria", Pattern(uniform(model, 0.5), group=spec.group), _samples(), progress=False,
+                **spec.method_options())
+    per_row = [float((m.weight == 0).float().mean(1).std()) for m in prunable_linears(model).values()]
+    assert max(per_row) > 0  # rows prune different amounts: one threshold per matrix
+    with pytest.raises(ValueError, match="for magnitude and RIA"):
+        PruneSpec(model="x", method="wanda", sparsity=0.5, group="matrix", out="o")

@@ -192,7 +192,7 @@ def prune(spec, log: Callable[[str], None] = print, progress: bool = True) -> Pa
             "allocation_note": alloc.note if alloc else "",
             "allocation_options": {k: getattr(spec, k) for k in ALLOCATION_KNOBS[spec.allocation_kind]},
             "nm": spec.nm,
-            "comparison_group": None if spec.nm else (spec.group if spec.method == "magnitude" else "row"),
+            "comparison_group": None if spec.nm else (spec.group if spec.method in ("magnitude", "ria") else "row"),
             "target_sparsity": result["target_global"],
             "realised_sparsity": result["realised_global"],
             "realised_per_module": {n: round(m["sparsity"], 6) for n, m in result["per_module"].items()},

@@ -44,7 +44,7 @@ ENGINES = ("hf", "vllm")
 # option the user sets for a method or allocation that does not read it is an error, not ignored
 METHOD_OPTIONS = {"magnitude": (), "wanda": ("sequential",), "sparsegpt": ("sequential", "blocksize", "percdamp"),
                   "ria": ("sequential", "ria_a", "ria_permute")}
-REFINE_OPTIONS = {"dsnot": ("dsnot_cycles", "dsnot_threshold")}
+REFINE_OPTIONS = {"dsnot": ("dsnot_cycles", "dsnot_threshold", "dsnot_skip")}
 REMOVAL_OPTIONS = {"reverse": ("keep_last",), "laco": ("laco_threshold", "laco_span"), "shortgpt": ("shortgpt_last",)}
 ALLOCATION_KNOBS = {"uniform": (), "file": (), "owl": ("owl_m", "owl_lambda"), "alpha": ("epsilon",),
                     "layerif": ("epsilon", "layerif_data", "layerif_examples"), "dlp": ("dlp_alpha",),
@@ -218,7 +218,8 @@ class UnstructuredOptions(AllocationOptions):
     sparsity: Annotated[float | None, _within("sparsity", 0, 1)] = Field(
         None, description="Target global sparsity S in [0, 1).")
     nm: str | None = Field(None, description="N:M pattern instead of a sparsity, e.g. 2:4.")
-    group: str = Field("row", description="Magnitude comparison group: row | matrix.")
+    group: str = Field("row", description="Magnitude and RIA comparison group: row | matrix (RIA's reference "
+                       "code default).")
     sequential: bool = Field(True, description="Wanda: statistics from inputs through already-pruned blocks "
                              "(off: from the dense model, as OWL's shared pass). SparseGPT: also prune q,k,v → o "
                              "→ gate,up → down in order.")
@@ -232,6 +233,9 @@ class UnstructuredOptions(AllocationOptions):
     dsnot_cycles: Positive = Field(50, description="DSnoT: most prune-and-grow swaps per row.")
     dsnot_threshold: Annotated[float, _within("DSnoT's threshold", 0)] = Field(
         0.1, description="DSnoT: rows whose expected reconstruction error is below this stop early.")
+    dsnot_skip: Annotated[str, _one_of("dsnot_skip", ("mlp", "none"))] = Field(
+        "mlp", description="DSnoT: mlp = leave Linears whose name contains 'mlp' unrefined (the reference code's "
+        "default), none = refine every Linear.")
 
     @model_validator(mode="before")
     @classmethod
@@ -281,10 +285,12 @@ class UnstructuredOptions(AllocationOptions):
         if stray:
             raise ValueError(f"{stray[0]} is an option of the {stray[0].split('_')[0]} refinement: add "
                              f"+{stray[0].split('_')[0]} to the method")
+        if self.refine and self.nm:
+            raise ValueError(f"{self.refine} refines unstructured masks; its swaps would break an N:M pattern")
         if self.ria_permute and not self.nm:
             raise ValueError("ria_permute permutes channels for an N:M pattern: give --nm")
-        if self.group == "matrix" and self.method != "magnitude":
-            raise ValueError(f"the per-matrix comparison group is for magnitude only; {self.method} prunes per row")
+        if self.group == "matrix" and self.method not in ("magnitude", "ria"):
+            raise ValueError(f"the per-matrix comparison group is for magnitude and RIA; {self.method} prunes per row")
         return self
 
     @property

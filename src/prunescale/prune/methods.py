@@ -48,10 +48,12 @@ def _apply(linear: nn.Linear, mask: torch.Tensor, new_weight: torch.Tensor | Non
 
 
 def _refined(lin: nn.Linear, mask: torch.Tensor, stats: InputStats, refine: Mapping | None,
-             values: torch.Tensor | None = None, pruned: torch.Tensor | None = None) -> tuple[torch.Tensor, dict]:
+             values: torch.Tensor | None = None, pruned: torch.Tensor | None = None,
+             name: str = "") -> tuple[torch.Tensor, dict]:
     """DSnoT on one Linear's mask (when asked): ``values`` are the weights' values if kept (default: W),
-    ``pruned`` the weights the method would write (default: W with the mask applied)."""
-    if not refine:
+    ``pruned`` the weights the method would write (default: W with the mask applied). With ``dsnot_skip``
+    "mlp" a Linear whose name contains "mlp" keeps its mask (the reference code's default)."""
+    if not refine or (refine.get("dsnot_skip", "none") != "none" and refine["dsnot_skip"] in name):
         return mask, {}
     w = lin.weight.detach().float()
     values = w if values is None else values
@@ -93,7 +95,7 @@ def _prune_scored(
             pattern.permutations[full] = perm
         else:
             mask = select(scores, None if pattern.nm else pattern.sparsity[full], pattern.nm, pattern.group)
-        mask, info = _refined(lin, mask, stats, refine)
+        mask, info = _refined(lin, mask, stats, refine, name=full)
         swaps += info.get("swaps", 0)
         _apply(lin, mask)
 
@@ -215,11 +217,11 @@ def prune_sparsegpt(
                 if refine:  # DSnoT swaps on SparseGPT's result: regrown weights take their candidate values
                     assert stats[n].candidates is not None
                     refined, info = _refined(linears[n], mask, stats[n].input_stats(), refine,
-                                             stats[n].candidates, new)
+                                             stats[n].candidates, new, name=full)
                     grown = mask & ~refined
                     new = torch.where(grown, stats[n].candidates, new.float()).to(new.dtype)
                     mask = refined
-                    swaps[0] += info["swaps"]
+                    swaps[0] += info.get("swaps", 0)
                 _apply(linears[n], mask, new)
                 stats[n].free()
 
