@@ -468,7 +468,7 @@ def tune_allocation(spec, grid: str, on: str, limit: int = 32, log: Callable[[st
             prune_model(
                 model,
                 tspec.method,
-                Pattern(alloc.sparsity),
+                Pattern(alloc.sparsity, group=tspec.group),
                 calib.samples if calib else (),
                 device=tspec.device,
                 progress=False,

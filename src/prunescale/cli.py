@@ -177,6 +177,7 @@ def prune(
     ria_permute: Annotated[bool | None, opt("ria_permute", "--ria-permute/--no-ria-permute")] = None,
     dsnot_cycles: Annotated[int | None, opt("dsnot_cycles")] = None,
     dsnot_threshold: Annotated[float | None, opt("dsnot_threshold")] = None,
+    dsnot_skip: Annotated[str | None, opt("dsnot_skip")] = None,
     dlp_alpha: Annotated[float | None, opt("dlp_alpha")] = None,
     atp_beta: Annotated[float | None, opt("atp_beta")] = None,
     overwrite: Annotated[bool, opt("overwrite")] = False,
@@ -210,7 +211,7 @@ def prune(
                          epsilon=epsilon, layerif_data=layerif_data, layerif_examples=layerif_examples, group=group,
                          sequential=sequential, blocksize=blocksize, percdamp=percdamp, refine=refine, ria_a=ria_a,
                          ria_permute=ria_permute, dsnot_cycles=dsnot_cycles, dsnot_threshold=dsnot_threshold,
-                         dlp_alpha=dlp_alpha, atp_beta=atp_beta)
+                         dsnot_skip=dsnot_skip, dlp_alpha=dlp_alpha, atp_beta=atp_beta)
     structured = given(remove_layers=remove_layers, match_sparsity=match_sparsity, layers=layers, keep_last=keep_last,
                        laco_threshold=laco_threshold, laco_span=laco_span, shortgpt_last=shortgpt_last)
     if method in STRUCTURED:
@@ -329,6 +330,8 @@ def tune_allocation(
     ria_a: Annotated[float | None, opt("ria_a")] = None,
     dsnot_cycles: Annotated[int | None, opt("dsnot_cycles")] = None,
     dsnot_threshold: Annotated[float | None, opt("dsnot_threshold")] = None,
+    dsnot_skip: Annotated[str | None, opt("dsnot_skip")] = None,
+    group: Annotated[str | None, opt("group")] = None,
     device: Annotated[str | None, opt("device")] = None,
     dtype: Annotated[str | None, opt("dtype")] = None,
     limit: Annotated[int, typer.Option(help="Held-out windows for perplexity.", min=1)] = 32,
@@ -348,7 +351,8 @@ def tune_allocation(
                      overwrite=overwrite, calibration=_calibration(calib, nsamples, seqlen, seed),
                      **given(layerif_data=layerif_data, layerif_examples=layerif_examples, sequential=sequential,
                              blocksize=blocksize, percdamp=percdamp, refine=refine, ria_a=ria_a,
-                             dsnot_cycles=dsnot_cycles, dsnot_threshold=dsnot_threshold, device=device, dtype=dtype))
+                             dsnot_cycles=dsnot_cycles, dsnot_threshold=dsnot_threshold, dsnot_skip=dsnot_skip,
+                             group=group, device=device, dtype=dtype))
     result = run_tune(spec, grid, on, limit, log=err.print)
     out.print(f"best {result['best']} (perplexity {result['best_perplexity']:.4f}) → {out_dir / 'tuning.json'}")
 
