@@ -3,7 +3,7 @@
 Full-width, randomly initialised Qwen3-8B and s1.1-7B (Qwen2.5-7B shape) configs are cut to 1 and 2
 decoder blocks and saved in bf16 (the embeddings and LM head are full size). Each stage runs in a child
 process (its own peak RSS) with a few calibration sequences: 1 block at 4 × 512 tokens, 2 blocks at 4 × 512
-and 16 × 512, and the figures are fitted as time = a + L·(b + c·T) and memory = m₀ + L·m₁ + T·m₂ (L blocks,
+and 8 × 512, and the figures are fitted as time = a + L·(b + c·T) and memory = m₀ + L·m₁ + T·m₂ (L blocks,
 T calibration tokens; m₁ at least one block's bf16 weights, which stay on the host; the token slopes from the 2-block
 runs; a short untimed warm-up first), then evaluated at the full depth
 (36 and 28 blocks) and the papers' 128 × 2048 tokens. Only each stage's computation is timed (not loading
@@ -155,7 +155,7 @@ def main() -> None:
         print(json.dumps(child(args.child, args.folder, args.n, args.seqlen)))
         return
     root = args.out or Path(tempfile.mkdtemp(prefix="hardware-"))
-    n1, n2, s = 4, 16, args.seqlen
+    n1, n2, s = 4, 8, args.seqlen
     table: dict = {}
     for shape in args.shapes.split(","):
         folders = {L: build(shape, L, root / f"{shape}-{L}") for L in (1, 2)}
