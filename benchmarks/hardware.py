@@ -2,17 +2,16 @@
 
 Full-width, randomly initialised Qwen3-8B and s1.1-7B (Qwen2.5-7B shape) configs are cut to 1 and 2
 decoder blocks and saved in bf16 (the embeddings and LM head are full size). Each stage runs in a child
-process (its own peak RSS) with a few calibration sequences: 1 block at 4 × 512 tokens, 2 blocks at 4 × 512
-and 8 × 512, and the figures are fitted as time = a + L·(b + c·T) and memory = m₀ + L·m₁ + T·m₂ (L blocks,
-T calibration tokens; m₁ at least one block's bf16 weights, which stay on the host; the token slopes from the 2-block
-runs; a short untimed warm-up first), then evaluated at the full depth
-(36 and 28 blocks) and the papers' 128 × 2048 tokens. Only each stage's computation is timed (not loading
-the folder, which varies by more than a block costs). Layer
-scores (ShortGPT) are fitted the same way; generation is measured as seconds per 1 000 tokens decoded at
-batch 8, fitted in L. CPU only here (no GPU in this session); the attention cost that grows with the
-square of the sequence is inside the measured per-token slope at the measured length only.
+process (its own peak RSS) at the papers' sequence length (2048 tokens) on 1 and 2 blocks, each at two
+calibration sizes (2 and 16 sequences; SparseGPT 2 and 8; LayerIF 2 and 6 training examples with half as
+many held out), after a warm page cache and a short untimed warm-up; only the stage's computation is
+timed (loading a folder varies by more than a block costs). `fit` extrapolates linearly in the number of
+blocks and in the calibration size to the full depth (36 and 28 blocks) and the papers' 128 × 2048 tokens
+(LayerIF: its default 32 + 16 examples); it says how in its docstring. Generation is seconds per 1 000
+tokens decoded at batch 8 (64-token prompts, 64 new tokens), fitted in the number of blocks; the KV cache
+per sequence is computed from the config. CPU only; the measured figures ride along in the JSON.
 
-    python benchmarks/hardware.py [--shapes qwen3-8b,s1.1-7b] [--seqlen 512] [--out runs/hardware]
+    python benchmarks/hardware.py [--shapes qwen3-8b,s1.1-7b] [--stages wanda,…] [--out runs/hardware]
 
 Prints a Markdown table on stderr and one JSON line on stdout.
 """
@@ -142,69 +141,100 @@ def run_child(stage: str, folder: Path, n: int, seqlen: int) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def kv_mb_per_1k(shape: str) -> float:
+    """KV cache of one sequence per 1 000 tokens in bf16 (keys and values, every block): what an evaluation
+    adds on top of the weights for each sequence in flight, computed from the config."""
+    spec = SHAPES[shape]
+    head_dim = spec.get("head_dim", spec["hidden_size"] // spec["num_attention_heads"])
+    return 2 * spec["layers"] * spec["num_key_value_heads"] * head_dim * 2 * 1000 / 2**20
+
+
+def fit(
+    runs: dict, sizes: tuple[int, int], full_layers: int, full_size: int, block_mb: float, unit_mb: float = 0.0
+) -> dict:
+    """Extrapolate four runs (1 and 2 blocks × two calibration sizes) to the full depth and size.
+
+    Time: the first block's cost f(T) and each further block's marginal cost m(T) = t(2, T) − t(1, T) are
+    each linear in the calibration size T (two points each; a 1-block run never propagates its outputs, a
+    further block does, so the two are fitted apart); full = f(T_full) + (L − 1)·m(T_full).
+    Memory: every block stays resident on the host, so each further block adds m₁ = the larger of the
+    measured 2-vs-1-block difference and one block's bf16 weights; the activations held for all blocks
+    add m₂ per unit of T: the slope between the two 2-block runs, at least ``unit_mb`` (an input and an
+    output copy of the hidden states: a peak set by a per-block transient, as OWL's scores, hides the
+    slope at small T); peak = RSS(2, T₂) + (L − 2)·m₁ + (T_full − T₂)·m₂. Both floors make the figure
+    an estimate from above where the measurement cannot see the term."""
+    t1, t2 = sizes
+
+    def line(y1: float, y2: float) -> tuple[float, float]:
+        slope = (y2 - y1) / (t2 - t1)
+        return y1 - slope * t1, slope
+
+    sec = {k: r["seconds"] for k, r in runs.items()}
+    rss = {k: r["peak_rss_mb"] for k, r in runs.items()}
+    f0, f1 = line(sec[(1, t1)], sec[(1, t2)])
+    m0, m1s = line(sec[(2, t1)] - sec[(1, t1)], sec[(2, t2)] - sec[(1, t2)])
+    seconds = f0 + f1 * full_size + (full_layers - 1) * (m0 + m1s * full_size)
+    mem_block = max((rss[(2, t1)] - rss[(1, t1)] + rss[(2, t2)] - rss[(1, t2)]) / 2, block_mb)
+    mem_unit = max(unit_mb, (rss[(2, t2)] - rss[(2, t1)]) / (t2 - t1))
+    peak = rss[(2, t2)] + (full_layers - 2) * mem_block + (full_size - t2) * mem_unit
+    return {"hours_full": round(max(0.0, seconds) / 3600, 2), "peak_rss_gb_full": round(peak / 1024, 1),
+            "seconds_per_further_block": [round(m0 + m1s * t, 2) for t in (t1, t2, full_size)],
+            "mb_per_further_block": round(mem_block), "mb_per_unit": round(mem_unit, 4),
+            "measured": {f"{k[0]} block(s), size {k[1]}": v for k, v in runs.items()}}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--child")
     ap.add_argument("--folder")
     ap.add_argument("--n", type=int, default=4)
-    ap.add_argument("--seqlen", type=int, default=512)
+    ap.add_argument("--seqlen", type=int, default=2048)
     ap.add_argument("--shapes", default="qwen3-8b,s1.1-7b")
+    ap.add_argument("--stages", default=",".join(STAGES))
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
     if args.child:
         print(json.dumps(child(args.child, args.folder, args.n, args.seqlen)))
         return
     root = args.out or Path(tempfile.mkdtemp(prefix="hardware-"))
-    n1, n2, s = 4, 8, args.seqlen
+    s = args.seqlen
+    stages = args.stages.split(",")
     table: dict = {}
     for shape in args.shapes.split(","):
         folders = {L: build(shape, L, root / f"{shape}-{L}") for L in (1, 2)}
         full_layers = SHAPES[shape]["layers"]
         block_mb = (folder_bytes(folders[2]) - folder_bytes(folders[1])) / 2**20
-        table[shape] = {}
-        for stage in STAGES:
+        weights_gb = (folder_bytes(folders[1]) / 2**20 + (full_layers - 1) * block_mb) / 1024
+        table[shape] = {"weights_gb": round(weights_gb, 1), "kv_mb_per_1k_tokens": round(kv_mb_per_1k(shape), 1)}
+        for stage in stages:
             if stage == "generate":  # n = new tokens per request (8 requests)
-                g1, g2 = run_child(stage, folders[1], 32, s), run_child(stage, folders[2], 32, s)
+                new = 64
+                g1, g2 = run_child(stage, folders[1], new, s), run_child(stage, folders[2], new, s)
                 per_layer = g2["seconds"] - g1["seconds"]
                 fixed = g1["seconds"] - per_layer
-                secs = (fixed + full_layers * per_layer) / (8 * 32) * 1000
+                secs = (fixed + full_layers * per_layer) / (8 * new) * 1000
                 mem = g1["peak_rss_mb"] + (full_layers - 1) * max(g2["peak_rss_mb"] - g1["peak_rss_mb"], block_mb)
                 table[shape][stage] = {"seconds_per_1k_tokens": round(secs, 1), "peak_rss_gb": round(mem / 1024, 1),
                                        "measured": [g1, g2]}
-                print(f"{shape} {stage}: {table[shape][stage]}", file=sys.stderr)
-                continue
-            r11 = run_child(stage, folders[1], n1, s)
-            r21 = run_child(stage, folders[2], n1, s)
-            r22 = run_child(stage, folders[2], n2, s)
-            tokens = (n1 * s, n2 * s)
-            # time = a + L·(b + c·T): the token slope from the two 2-block runs (twice the signal of one
-            # block), the block term from 1 vs 2 blocks at the smaller token count
-            c = (r22["seconds"] - r21["seconds"]) / (2 * (tokens[1] - tokens[0]))
-            b = (r21["seconds"] - r11["seconds"]) - c * tokens[0]
-            a = r11["seconds"] - b - c * tokens[0]
-            # memory: every block stays resident on the host (at least its bf16 weights each); the token
-            # term (activations and per-sample arguments kept on the host) from the two 2-block runs
-            m2 = max(0.0, (r22["peak_rss_mb"] - r21["peak_rss_mb"]) / (tokens[1] - tokens[0]))
-            m1 = max(r21["peak_rss_mb"] - r11["peak_rss_mb"], block_mb)
-            peak = r22["peak_rss_mb"] + (full_layers - 2) * m1 + (FULL_TOKENS - tokens[1]) * m2
-            table[shape][stage] = {
-                "hours_full": round(max(0.0, a + full_layers * (b + c * FULL_TOKENS)) / 3600, 2),
-                "peak_rss_gb_full": round(peak / 1024, 1),
-                "seconds_per_block_per_1k_tokens": round(c * 1000, 3),
-                "seconds_per_block_fixed": round(b, 2),
-                "measured": {f"1 block, {tokens[0]} tokens": r11, f"2 blocks, {tokens[0]} tokens": r21,
-                             f"2 blocks, {tokens[1]} tokens": r22},
-            }
+            else:
+                # calibration size: sequences of seqlen (LayerIF: training examples, half as many held out)
+                counts = {"sparsegpt": (2, 8), "layerif": (2, 6)}.get(stage, (2, 16))
+                runs = {(L, n): run_child(stage, folders[L], n, s) for L in (1, 2) for n in counts}
+                full = 32 if stage == "layerif" else FULL_TOKENS // s
+                # hidden states of one sequence, bf16, an input and an output copy (LayerIF: one example at a time)
+                unit_mb = 0.0 if stage == "layerif" else 2 * s * SHAPES[shape]["hidden_size"] * 2 / 2**20
+                table[shape][stage] = fit(runs, counts, full_layers, full, block_mb, unit_mb)
             print(f"{shape} {stage}: {json.dumps({k: v for k, v in table[shape][stage].items() if k != 'measured'})}",
                   file=sys.stderr)
     lines = ["| stage | " + " | ".join(f"{s} time | {s} host memory" for s in table) + " |",
              "|---|" + "---:|---:|" * len(table)]
-    for stage in STAGES:
+    for stage in stages:
         cells = []
         for shape in table:
             r = table[shape][stage]
             if stage == "generate":
-                cells += [f"{r['seconds_per_1k_tokens']} s / 1k tokens", f"{r['peak_rss_gb']} GB"]
+                cells += [f"{r['seconds_per_1k_tokens']} s / 1k tokens",
+                          f"{r['peak_rss_gb']} GB + {table[shape]['kv_mb_per_1k_tokens']} MB KV / 1k tokens / sequence"]
             else:
                 cells += [f"{r['hours_full']} h", f"{r['peak_rss_gb_full']} GB"]
         lines.append(f"| {stage} | " + " | ".join(cells) + " |")

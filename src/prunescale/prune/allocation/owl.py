@@ -18,8 +18,11 @@ from prunescale.errors import PrunescaleError
 
 def outlier_ratio(scores: Sequence[torch.Tensor], m: float) -> float:
     """Fraction of the concatenated scores greater than ``m`` × their mean."""
-    flat = torch.cat([s.flatten().float() for s in scores])
-    return float((flat > m * flat.mean()).float().mean())
+    # summed matrix by matrix (float64 totals): a concatenated copy of a 7-8B block's scores is another GB
+    total = sum(float(s.sum(dtype=torch.float64)) for s in scores)
+    count = sum(s.numel() for s in scores)
+    threshold = m * total / count
+    return sum(int((s > threshold).sum()) for s in scores) / count
 
 
 def owl_sparsities(ratios: Sequence[float], target: float, lam: float, weights: Sequence[float]) -> list[float]:

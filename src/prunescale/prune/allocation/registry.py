@@ -161,26 +161,30 @@ def layerif(ctx: AllocationContext) -> Allocation:
     return _finish(ctx, per_block, scores={"influence": scores})
 
 
-def _dense_wanda_scores(ctx: AllocationContext) -> tuple[dict[str, InputStats], int, list[list[torch.Tensor]]]:
+def _dense_block_statistic(
+    ctx: AllocationContext, reduce: Callable[[list[torch.Tensor]], float]
+) -> tuple[dict[str, InputStats], int, list[float]]:
     """One block-by-block pass of the dense model: its input statistics, the pass's block forwards, and
-    every block's Wanda scores (a list of score matrices per block)."""
+    ``reduce`` of each block's Wanda score matrices. The scores are made and reduced one block at a time:
+    holding every block's fp32 scores at once cost 0.8-1.1 GB per block on Qwen3-8B / s1.1-7B shapes
+    (``benchmarks/hardware.py``), more than the bf16 model itself."""
     from prunescale.prune.statistics import dense_input_stats
     from prunescale.prune.wanda import wanda_scores
 
     stats, forwards = dense_input_stats(ctx.model, ctx.samples, ctx.device, ctx.progress)
     lin = prunable_linears(ctx.model)
-    by_block: dict[int, list[torch.Tensor]] = {}
+    names: dict[int, list[str]] = {}
     for name, block in module_blocks(ctx.model).items():
-        by_block.setdefault(block, []).append(wanda_scores(lin[name].weight, stats[name].norms))
-    return stats, forwards, [scores for _, scores in sorted(by_block.items())]
+        names.setdefault(block, []).append(name)
+    values = [reduce([wanda_scores(lin[n].weight, stats[n].norms) for n in names[b]]) for b in sorted(names)]
+    return stats, forwards, values
 
 
 @allocator("owl", calibrated=True)
 def owl(ctx: AllocationContext) -> Allocation:
     """OWL from one block-by-block pass of the dense model; keeps the statistics it measured (the method
     then prunes with these dense-model statistics: no second pass)."""
-    stats, forwards, by_block = _dense_wanda_scores(ctx)
-    ratios = [outlier_ratio(scores, ctx.knobs.owl_m) for scores in by_block]
+    stats, forwards, ratios = _dense_block_statistic(ctx, lambda scores: outlier_ratio(scores, ctx.knobs.owl_m))
     per_block = owl_sparsities(ratios, ctx.target, ctx.knobs.owl_lambda, block_weights(ctx.model))
     if min(per_block) < 0 or max(per_block) > MAX_SPARSITY:
         raise PrunescaleError(f"OWL sparsities leave [0, {MAX_SPARSITY}]: lower λ")
@@ -190,8 +194,7 @@ def owl(ctx: AllocationContext) -> Allocation:
 @allocator("dlp", calibrated=True)
 def dlp(ctx: AllocationContext) -> Allocation:
     """DLP: the median Wanda score of each block (dense pass, shared with the method as OWL's) → S ± α."""
-    stats, forwards, by_block = _dense_wanda_scores(ctx)
-    medians = [median_score(scores) for scores in by_block]
+    stats, forwards, medians = _dense_block_statistic(ctx, median_score)
     per_block = dlp_sparsities(medians, ctx.target, ctx.knobs.dlp_alpha, block_weights(ctx.model))
     return _finish(ctx, per_block, scores={"median_score": medians}, input_stats=stats, block_forwards=forwards)
 
