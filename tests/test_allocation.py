@@ -278,3 +278,18 @@ def test_tune_allocation_records_the_held_out_choice(saved_tiny: Path, tmp_path:
         bad = runner.invoke(app, [*base, *args, "--out", str(tmp_path / "bad")])
         assert bad.exit_code == 2 and message in bad.stderr, bad.stderr
         assert not (tmp_path / "bad").exists()
+
+
+def test_outlier_ratio_matrix_by_matrix_equals_the_concatenated_rule() -> None:
+    """outlier_ratio sums matrix by matrix (no concatenated copy of a block's scores): same value as the
+    rule on the concatenation, for matrices of different shapes."""
+    import torch
+
+    from prunescale.prune.allocation.owl import outlier_ratio
+
+    g = torch.Generator().manual_seed(3)
+    scores = [torch.rand(17, 9, generator=g) ** 4, torch.rand(5, 31, generator=g) ** 4, torch.rand(64, generator=g)]
+    flat = torch.cat([s.flatten() for s in scores]).double()
+    for m in (1.0, 3.0, 5.0):
+        expected = float((flat > m * flat.mean()).double().mean())
+        assert abs(outlier_ratio(scores, m) - expected) < 1e-12
