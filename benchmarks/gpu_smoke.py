@@ -6,7 +6,9 @@
    sampled eval (T = 1.0, top-p 0.95, two seeds, two samples) of the pruned folder on the device and on
    the CPU, fp32. The hf engine draws its uniforms on the CPU, so the two must agree sample for sample
    up to float rounding; the share of identical samples and the accuracy on each side are reported.
-2. A scripted s1 checkpoint (two-token markers, coins for sampling): the seeded budget sweep on the device
+2. LayerIF's influences with the whole model on the device vs on the CPU (fp32, tiny reasoner): equal up to
+   rounding (max relative difference < 1e-2), and the model is back on the host afterwards.
+3. A scripted s1 checkpoint (two-token markers, coins for sampling): the seeded budget sweep on the device
    and on the CPU must be identical row for row (its logits have margins no rounding can flip), and
    equal to one capped run per budget.
 
@@ -80,6 +82,24 @@ def main() -> None:
         figures[f"accuracy_{name}_b96"] = round(sum(r["correct"] for r in rows if r["budget"] == 96)
                                                 / sum(r["budget"] == 96 for r in rows), 4)
 
+    # 2. LayerIF's whole-model backward passes on the device vs the CPU (the same influences up to rounding)
+    from prunescale.data.calibration import load_calibration
+    from prunescale.models.loader import load_model
+    from prunescale.prune.allocation.layerif import layer_influence
+    from prunescale.prune.allocation.registry import AllocationContext, _on_device
+
+    lm = load_model("tiny-reasoner")
+    data = [load_calibration("tiny", lm.tokenizer, n, 128, 0, split, lm.model).samples
+            for n, split in ((8, "train"), (4, "validation"))]
+    t0 = time.perf_counter()
+    scores = {d: _on_device(AllocationContext(lm.model, 0.5, (), d), lambda: layer_influence(lm.model, *data))
+              for d in (args.device, "cpu")}
+    figures["layerif_seconds_both"] = round(time.perf_counter() - t0, 2)
+    scale = max(abs(x) for x in scores["cpu"]) or 1.0
+    figures["layerif_max_rel_diff"] = round(max(abs(a - b) for a, b in zip(scores[args.device], scores["cpu"]))
+                                            / scale, 6)
+    figures["layerif_model_back_on_cpu"] = next(lm.model.parameters()).device.type == "cpu"
+
     folder = build(Script("s1", branch_from=2, answer_alt="7"), root / "s1.1-scripted")
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -95,7 +115,8 @@ def main() -> None:
     print(json.dumps(figures))
     if args.out is None:
         shutil.rmtree(root, ignore_errors=True)
-    ok = dev == cpu and dev == lit and figures["identical_sample_share"] >= 0.95
+    ok = (dev == cpu and dev == lit and figures["identical_sample_share"] >= 0.95
+          and figures["layerif_max_rel_diff"] < 1e-2 and figures["layerif_model_back_on_cpu"])
     sys.exit(0 if ok else 1)
 
 

@@ -293,3 +293,25 @@ def test_outlier_ratio_matrix_by_matrix_equals_the_concatenated_rule() -> None:
     for m in (1.0, 3.0, 5.0):
         expected = float((flat > m * flat.mean()).double().mean())
         assert abs(outlier_ratio(scores, m) - expected) < 1e-12
+
+
+def test_layerif_runs_on_the_device_and_returns_the_model_to_the_host():
+    """LayerIF's whole-model backward passes go to ``--device`` (a non-"cpu" device string exercises the
+    path on a CPU machine); the model comes back to the host afterwards, and running out of device memory
+    is one clear error."""
+    import torch
+
+    from prunescale.errors import PrunescaleError
+    from prunescale.prune.allocation.registry import AllocationContext, _on_device
+
+    model = tiny_model("qwen2", layers=2, vocab=60)
+    ctx = AllocationContext(model, 0.5, (), "cpu:0")
+    seen = []
+    assert _on_device(ctx, lambda: seen.append(next(model.parameters()).device) or [1.0]) == [1.0]
+    assert seen == [torch.device("cpu")] and next(model.parameters()).device == torch.device("cpu")
+
+    def boom() -> list[float]:
+        raise torch.OutOfMemoryError("CUDA out of memory")
+
+    with pytest.raises(PrunescaleError, match="LayerIF needs the whole model"):
+        _on_device(ctx, boom)

@@ -55,13 +55,13 @@ class _Sketch:
 def _gradients(model: nn.Module, sample: torch.Tensor, sketches: list[_Sketch]) -> tuple[list, list]:
     """Sketched per-block gradients of one sample's LM loss, and their exact squared norms."""
     model.zero_grad(set_to_none=True)
-    ids = sample.reshape(1, -1)
+    ids = sample.reshape(1, -1).to(next(model.parameters()).device)
     model(input_ids=ids, labels=ids, use_cache=False).loss.backward()
     flats, norms = [], []
     for weights, sketch in zip(_block_weights(model), sketches):
         flat = torch.cat([w.grad.detach().flatten().float() for w in weights])
         norms.append(float(flat @ flat))
-        flats.append(sketch(flat))
+        flats.append(sketch(flat.cpu()))  # the sketch's seeded hashes live on the CPU: same on every device
     return flats, norms
 
 

@@ -140,6 +140,29 @@ def alpha(ctx: AllocationContext) -> Allocation:
     return _finish(ctx, per_block, scores={"alpha": alphas})
 
 
+def _on_device(ctx: AllocationContext, work: Callable[[], list[float]]) -> list[float]:
+    """Run ``work`` with the whole model on ``ctx.device`` and bring it back to the host afterwards.
+
+    LayerIF backpropagates through the whole model once per example (48 passes by default), which the
+    block-by-block runner cannot split; on a 7-8B model that is hours on a CPU (README "Hardware"), so with
+    a GPU the model, its gradients and the activations go to the device for the duration."""
+    if str(ctx.device) == "cpu":
+        return work()
+    try:
+        ctx.model.to(ctx.device)
+        return work()
+    except torch.OutOfMemoryError as e:
+        raise PrunescaleError(
+            f"LayerIF needs the whole model, its gradients and one example's activations on {ctx.device} "
+            "(about twice the weights plus activations) and ran out of memory: use --device cpu or fewer "
+            "--layerif-examples of a shorter --seqlen"
+        ) from e
+    finally:
+        ctx.model.to("cpu")
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+
 @allocator("layerif")
 def layerif(ctx: AllocationContext) -> Allocation:
     """LayerIF: blocks with a larger sum of positive influences are pruned more (data: train/held-out)."""
@@ -152,7 +175,7 @@ def layerif(ctx: AllocationContext) -> Allocation:
     if path is not None and path.exists():
         scores = json.loads(path.read_text())["block_score"]
     else:
-        scores = layer_influence(ctx.model, *ctx.influence_data, progress=ctx.progress)
+        scores = _on_device(ctx, lambda: layer_influence(ctx.model, *ctx.influence_data, progress=ctx.progress))
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps({"block_score": scores, "data": ctx.influence_key}))
