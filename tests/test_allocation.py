@@ -302,16 +302,16 @@ def test_layerif_runs_on_the_device_and_returns_the_model_to_the_host():
     import torch
 
     from prunescale.errors import PrunescaleError
-    from prunescale.prune.allocation.registry import AllocationContext, _on_device
+    from prunescale.prune.allocation.registry import AllocationContext, _layerif_on_device
 
     model = tiny_model("qwen2", layers=2, vocab=60)
     ctx = AllocationContext(model, 0.5, (), "cpu:0")
     seen = []
-    assert _on_device(ctx, lambda: seen.append(next(model.parameters()).device) or [1.0]) == [1.0]
+    assert _layerif_on_device(ctx, lambda: seen.append(next(model.parameters()).device) or [1.0]) == [1.0]
     assert seen == [torch.device("cpu")] and next(model.parameters()).device == torch.device("cpu")
 
     def boom() -> list[float]:
         raise torch.OutOfMemoryError("CUDA out of memory")
 
     with pytest.raises(PrunescaleError, match="LayerIF needs the whole model"):
-        _on_device(ctx, boom)
+        _layerif_on_device(ctx, boom)

@@ -140,7 +140,7 @@ def alpha(ctx: AllocationContext) -> Allocation:
     return _finish(ctx, per_block, scores={"alpha": alphas})
 
 
-def _on_device(ctx: AllocationContext, work: Callable[[], list[float]]) -> list[float]:
+def _layerif_on_device(ctx: AllocationContext, work: Callable[[], list[float]]) -> list[float]:
     """Run ``work`` with the whole model on ``ctx.device`` and bring it back to the host afterwards.
 
     LayerIF backpropagates through the whole model once per example (48 passes by default), which the
@@ -175,7 +175,7 @@ def layerif(ctx: AllocationContext) -> Allocation:
     if path is not None and path.exists():
         scores = json.loads(path.read_text())["block_score"]
     else:
-        scores = _on_device(ctx, lambda: layer_influence(ctx.model, *ctx.influence_data, progress=ctx.progress))
+        scores = _layerif_on_device(ctx, lambda: layer_influence(ctx.model, *ctx.influence_data, progress=ctx.progress))
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps({"block_score": scores, "data": ctx.influence_key}))
