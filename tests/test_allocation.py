@@ -109,12 +109,13 @@ def test_alpha_allocator_prunes_heavy_alpha_blocks_more(tmp_path: Path):
     assert allocate("alpha", _ctx(model, cache=tmp_path)).per_block == alloc.per_block
 
 
-def test_owl_makes_exactly_one_calibration_pass(tmp_path: Path, saved_tiny: Path):
-    """Wanda + OWL costs the same block forwards as Wanda + uniform: OWL's pass is Wanda's pass."""
+def test_owl_shares_its_pass_in_the_dense_regime(tmp_path: Path, saved_tiny: Path):
+    """With ``sequential`` off, Wanda + OWL costs the same block forwards as Wanda + uniform: OWL's dense
+    pass is Wanda's pass (tests/test_regime.py: the sequential regime makes a pass of its own)."""
     forwards = {}
     for allocation in ("uniform", "owl"):
         out = tmp_path / allocation
-        prune(PruneSpec(model=str(saved_tiny), method="wanda", sparsity=0.5, allocation=allocation,
+        prune(PruneSpec(model=str(saved_tiny), method="wanda", sparsity=0.5, allocation=allocation, sequential=False,
                         calibration={"source": "tiny", "nsamples": 4, "seqlen": 32}, out=out),
               log=lambda _m: None, progress=False)
         forwards[allocation] = json.loads((out / "pruning_manifest.json").read_text())["block_forwards"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from prunescale.report.claims import judge
 
 ITEMS = [f"i{k}" for k in range(100)]
@@ -15,14 +17,14 @@ def _samples(correct_at: dict[int, float]) -> list[dict]:
 
 
 def _pooled(name: str, kind: str, samples: list[dict], dense: list[dict] | None, method: str = "",
-            allocation: str = "", sparsity: float = 0.0) -> list[dict]:
+            allocation: str = "", sparsity: float = 0.0, regime: str = "") -> list[dict]:
     from prunescale.stats.paired import paired
 
     rows = []
     for b in BUDGETS:
         mine = {r["item_id"]: float(r["correct"]) for r in samples if r["budget"] == b}
         row = {"variant": name, "kind": kind, "method": method, "allocation": allocation,
-               "target_sparsity": sparsity, "benchmark": "t", "budget": b,
+               "target_sparsity": sparsity, "regime": regime, "benchmark": "t", "budget": b,
                "accuracy": sum(mine.values()) / len(mine)}
         nan = float("nan")
         row.update(delta=nan, delta_low=nan, delta_high=nan, p=nan)
@@ -36,10 +38,10 @@ def _pooled(name: str, kind: str, samples: list[dict], dense: list[dict] | None,
 def _study(variants: dict[str, tuple]) -> tuple[list[dict], dict]:
     dense = _samples({0: 0.2, 96: 0.9})
     pooled, samples = _pooled("dense", "dense", dense, None), {("dense", "t"): dense}
-    for name, (kind, shares, method, allocation, sparsity) in variants.items():
+    for name, (kind, shares, method, allocation, sparsity, *regime) in variants.items():
         s = _samples(shares)
         samples[(name, "t")] = s
-        pooled += _pooled(name, kind, s, dense, method, allocation, sparsity)
+        pooled += _pooled(name, kind, s, dense, method, allocation, sparsity, *regime)
     return pooled, samples
 
 
@@ -89,3 +91,64 @@ def test_dense_is_found_by_its_kind_and_n_m_is_no_allocation():
     verdicts = {c.key: c.verdict for c in judge(renamed, samples)}
     assert verdicts["a"] == "held"  # dense is the variant of kind dense, here named "base"
     assert verdicts["c"] == "not tested"  # at 50 % there is no allocation to compare, only N:M
+
+
+def test_c_is_the_interaction_not_a_difference_in_significance():
+    """OWL costs 3 points at 20 % (not significant) and 10 at 70 % (significant): "significant here, not
+    there" held (c) on main; the interaction, 7 points, is not shown, so (c) is undecided."""
+    pooled, samples = _study({
+        "w20": ("unstructured", {0: 0.2, 96: 0.9}, "wanda", "uniform", 0.2),
+        "w20owl": ("unstructured", {0: 0.2, 96: 0.87}, "wanda", "owl", 0.2),
+        "w70": ("unstructured", {0: 0.2, 96: 0.8}, "wanda", "uniform", 0.7),
+        "w70owl": ("unstructured", {0: 0.2, 96: 0.7}, "wanda", "owl", 0.7),
+    })
+    from prunescale.stats.paired import paired
+
+    hi = paired(_item(samples, "w70owl"), _item(samples, "w70"))
+    lo = paired(_item(samples, "w20owl"), _item(samples, "w20"))
+    assert hi.excludes_zero() and not lo.excludes_zero()  # the fallacy's premise
+    (c,) = [c for c in judge(pooled, samples) if c.key == "c"]
+    assert c.verdict == "undecided" and "interaction -7.0 [" in c.evidence
+
+
+def _item(samples: dict, name: str) -> dict[str, float]:
+    return {r["item_id"]: float(r["correct"]) for r in samples[(name, "t")] if r["budget"] == 96}
+
+
+def test_b_is_non_inferiority_with_its_margin_stated():
+    pooled, samples = _study({"w20": ("unstructured", {0: 0.2, 96: 0.88}, "wanda", "uniform", 0.2)})
+    (b,) = [c for c in judge(pooled, samples) if c.key == "b"]
+    assert "non-inferiority, margin 5 points" in b.statement and "retains" in b.statement
+    assert "against the margin −5" in b.evidence
+
+
+def test_verdicts_are_adjusted_together():
+    """Bonferroni over the tested claims (K); "every comparison" statements at 1 − α/K, "some comparison"
+    statements at 1 − α/(K·m) over the claim's m comparisons."""
+    w20 = ("unstructured", {0: 0.2, 96: 0.9}, "wanda", "uniform", 0.2)
+    alone = {c.key: c for c in judge(*_study({"w20": w20}))}
+    assert alone["b"].verdict == "held" and alone["b"].tests == 1 and alone["b"].level == pytest.approx(0.95)
+    short = ("structured", {0: 0.2, 96: 0.25}, "shortgpt", "", 0.0)
+    both = {c.key: c for c in judge(*_study({"w20": w20, "short": short}))}
+    assert both["b"].tests == 2 and both["b"].level == pytest.approx(1 - 0.05 / 2)
+    assert "intervals at 97.50 %" in both["b"].evidence
+    worse = ("unstructured", {0: 0.2, 96: 0.5}, "wanda", "uniform", 0.2)
+    shown = {c.key: c for c in judge(*_study({"w20": worse, "short": short}))}
+    # "not held" says one of 2 budgets' comparisons is worse: adjusted over them
+    assert shown["b"].verdict == "not held" and shown["b"].level == pytest.approx(1 - 0.05 / (2 * 2))
+
+
+def test_c_never_compares_across_pruning_regimes():
+    v = _verdicts({
+        "w20": ("unstructured", {0: 0.2, 96: 0.9}, "wanda", "uniform", 0.2, "sequential"),
+        "w20owl": ("unstructured", {0: 0.2, 96: 0.9}, "wanda", "owl", 0.2, "dense-activations"),
+        "w70": ("unstructured", {0: 0.2, 96: 0.8}, "wanda", "uniform", 0.7, "sequential"),
+        "w70owl": ("unstructured", {0: 0.2, 96: 0.5}, "wanda", "owl", 0.7, "dense-activations"),
+    })
+    assert v["c"] == "not tested"
+    pooled, samples = _study({
+        "w70": ("unstructured", {0: 0.2, 96: 0.8}, "wanda", "uniform", 0.7, "sequential"),
+        "w70owl": ("unstructured", {0: 0.2, 96: 0.5}, "wanda", "owl", 0.7, "dense-activations"),
+    })
+    (c,) = [c for c in judge(pooled, samples) if c.key == "c"]
+    assert "not compared (no uniform variant of the same method, sparsity and regime): w70owl" in c.evidence

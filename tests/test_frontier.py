@@ -259,14 +259,14 @@ def test_sparsegpt_dsnot_regrows_with_candidate_values_and_lowers_the_expected_e
     assert float(((w - final) @ stats.mean).abs().mean()) < float(error.abs().mean())
 
 
-def test_dlp_shares_its_dense_pass_with_the_method(tmp_path: Path, saved_tiny: Path):
-    """RIA + DLP costs one dense pass (DLP's) and no pass of its own, as Wanda + OWL."""
+def test_dlp_shares_its_dense_pass_with_the_method_in_the_dense_regime(tmp_path: Path, saved_tiny: Path):
+    """RIA + DLP with ``sequential`` off costs one dense pass (DLP's) and no pass of its own, as Wanda + OWL."""
     out = tmp_path / "p"
-    prune(PruneSpec(model=str(saved_tiny), method="ria", sparsity=0.5, allocation="dlp",
+    prune(PruneSpec(model=str(saved_tiny), method="ria", sparsity=0.5, allocation="dlp", sequential=False,
                     calibration={"source": "tiny", "nsamples": 4, "seqlen": 32}, out=out),
           log=lambda _m: None, progress=False)
     manifest = json.loads((out / "pruning_manifest.json").read_text())
-    assert manifest["block_forwards"] == 2 * 2 - 1 and manifest["calibration_activations"] == "dense"
+    assert manifest["block_forwards"] == 2 * 2 - 1 and manifest["regime"] == "dense-activations"
     assert manifest["allocation"] == "dlp" and len(manifest["allocation_scores"]["median_score"]) == 2
 
 

@@ -114,10 +114,16 @@ def _allocation_context(spec, lm, calib, progress: bool):
 
 
 def _method_kwargs(spec, alloc) -> dict:
-    """The method's own options, and the dense input statistics an allocation's pass (OWL, DLP) already
-    measured, for the methods that read them instead of their own pass (Wanda, RIA, magnitude+DSnoT)."""
-    reads = spec.method in ("wanda", "ria") or (spec.method == "magnitude" and spec.refine)
-    extra = {"input_stats": alloc.input_stats} if reads and alloc and alloc.input_stats else {}
+    """The method's own options and, in the dense regime only (``sequential`` off), the dense input
+    statistics an allocation's pass (OWL, DLP) already measured, which the method then reads instead of
+    a pass of its own. In the sequential regime (the default) the allocation's dense pass only scores
+    blocks, and the method calibrates each block on the outputs of the already-pruned ones, whatever the
+    allocation: an allocation never changes how the method gathers its statistics (OWL's reference code
+    does the same)."""
+    from prunescale.prune.methods import READS_DENSE_STATS
+
+    shared = spec.method in READS_DENSE_STATS and not spec.sequential
+    extra = {"input_stats": alloc.input_stats} if shared and alloc and alloc.input_stats else {}
     return spec.method_options() | extra
 
 
@@ -155,10 +161,12 @@ def prune(spec, log: Callable[[str], None] = print, progress: bool = True) -> Pa
         lm, calib = _load_and_calibrate(spec, needs_data, log)
         model, tok = lm.model, lm.tokenizer
         alloc = None
+        notices: list[str] = []  # what a user must see: logged now, kept in the manifest for the study report
         if not spec.nm:
             ctx = _allocation_context(spec, lm, calib, progress)
             alloc = allocate(spec.allocation, ctx)
             if alloc.note:
+                notices.append(alloc.note)
                 log(f"warning: {alloc.note}")
         pattern = Pattern(sparsity=alloc.sparsity if alloc else {}, nm=spec.nm_tuple, group=spec.group)
         log(
@@ -175,8 +183,10 @@ def prune(spec, log: Callable[[str], None] = print, progress: bool = True) -> Pa
             **_method_kwargs(spec, alloc),
         )
         if result["run"].get("percdamp_raised"):
-            log(f"note: SparseGPT needed more damping than {spec.percdamp} for {len(result['run']['percdamp_raised'])} "
-                "module(s); the manifest lists them (run.percdamp_raised)")
+            notices.append(f"SparseGPT needed more damping than {spec.percdamp} for "
+                           f"{len(result['run']['percdamp_raised'])} module(s); the manifest lists them "
+                           "(run.percdamp_raised)")
+            log(f"note: {notices[-1]}")
         total = sum(p.numel() for p in model.parameters())
         block_params = sum(m["params"] for m in result["per_module"].values())
         zeros = sum(m["zeros"] for m in result["per_module"].values())
@@ -201,11 +211,13 @@ def prune(spec, log: Callable[[str], None] = print, progress: bool = True) -> Pa
             "removed_param_fraction_prunable": zeros / max(1, block_params),
             "calibration": calib.spec if calib else None,
             "options": {**spec.method_options(), "device": spec.device, "dtype": spec.dtype},
-            "run": {k: v for k, v in result["run"].items() if k not in ("activations", "block_forwards")},
+            "run": {k: v for k, v in result["run"].items() if k not in ("regime", "block_forwards")},
             "seed": spec.calibration.seed,
-            # where the calibration statistics came from: inputs through already-pruned blocks, or the dense model
-            "calibration_activations": result["run"].get("activations"),
+            # where the pruning statistics came from: sequential (inputs through the already-pruned blocks),
+            # dense (the dense model), data-free (magnitude)
+            "regime": result["run"]["regime"],
             "block_forwards": result["run"].get("block_forwards", 0) + (alloc.block_forwards if alloc else 0),
+            "notices": notices,
             "elapsed_seconds": round(time.perf_counter() - t0, 2),
             "environment": environment(),
         }
@@ -277,6 +289,7 @@ def prune_structured(spec, log: Callable[[str], None] = print) -> Path:
         log(f"removed blocks {plan.indices} ({removed_params / sum(sizes):.4f} of block parameters)")
         if plan.note:
             log(f"note: {plan.note}")
+        notices = [plan.note] if plan.note else []
         manifest = {
             "base_model": spec.model,
             "base_location": lm.ref.location,
@@ -294,6 +307,7 @@ def prune_structured(spec, log: Callable[[str], None] = print) -> Path:
             "target_sparsity": spec.match_sparsity,
             "realised_sparsity": removed_params / sum(sizes),
             "note": plan.note,
+            "notices": notices,
             "calibration": calib.spec if calib else None,
             "seed": spec.calibration.seed,
             "elapsed_seconds": round(time.perf_counter() - t0, 2),

@@ -30,6 +30,11 @@ app = typer.Typer(
 )
 out = Console()
 err = Console(stderr=True)
+
+
+def say(message: str) -> None:
+    """A progress or notice line on stderr, whole (never wrapped) and literal (brackets are not markup)."""
+    err.print(message, markup=False, highlight=False, soft_wrap=True)
 _state = {"debug": False}
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -115,7 +120,7 @@ def demo(
     """
     from prunescale.study.runner import DEMO_SPEC, run_study
 
-    folder, _ = run_study(DEMO_SPEC, out_dir, log=err.print)
+    folder, _ = run_study(DEMO_SPEC, out_dir, log=say)
     out.print(f"report: {folder / 'report.md'} (and report.html, results.csv, tts_curves.png)")
 
 
@@ -220,12 +225,12 @@ def prune(
                                   "an unstructured option (use --remove-layers, --match-sparsity or --layers)")
         if layers is not None:
             structured["layers"] = _int_list(layers, "--layers")
-        prune_structured(validated(StructuredSpec, **common, **structured), log=err.print)
+        prune_structured(validated(StructuredSpec, **common, **structured), log=say)
     else:
         if structured:
             raise PrunescaleError(f"{method} is unstructured: --{sorted(structured)[0].replace('_', '-')} is a "
                                   "layer-removal option (use --sparsity or --nm)")
-        run_prune(validated(PruneSpec, **common, **unstructured), log=err.print, progress=err.is_terminal)
+        run_prune(validated(PruneSpec, **common, **unstructured), log=say, progress=err.is_terminal)
     out.print(f"pruned model: {out_dir}")
 
 
@@ -353,7 +358,7 @@ def tune_allocation(
                              blocksize=blocksize, percdamp=percdamp, refine=refine, ria_a=ria_a,
                              dsnot_cycles=dsnot_cycles, dsnot_threshold=dsnot_threshold, dsnot_skip=dsnot_skip,
                              group=group, device=device, dtype=dtype))
-    result = run_tune(spec, grid, on, limit, log=err.print)
+    result = run_tune(spec, grid, on, limit, log=say)
     out.print(f"best {result['best']} (perplexity {result['best_perplexity']:.4f}) → {out_dir / 'tuning.json'}")
 
 
@@ -444,7 +449,7 @@ def eval_cmd(
                 batch_size=batch_size, dtype=dtype, device=device, think_open=think_open, think_close=think_close,
                 label=label, grade_timeout=grade_timeout),
     )
-    run = evaluate(spec, log=err.print, progress=err.is_terminal)
+    run = evaluate(spec, log=say, progress=err.is_terminal)
     summary = json.loads((run / "summary.json").read_text())
     table = Table("budget", "accuracy %", "95 % CI", "mean thinking", "forced end %", title=str(run))
     for b in summary["budgets"]:
@@ -504,7 +509,7 @@ def study(
     """
     from prunescale.study.runner import run_study
 
-    folder, rows = run_study(spec, out_dir, dry_run=dry_run, jobs=jobs, executor=executor, log=err.print)
+    folder, rows = run_study(spec, out_dir, dry_run=dry_run, jobs=jobs, executor=executor, log=say)
     if dry_run:
         table = Table("variant", "kind", "benchmark", "pruned", "evaluated", title=f"{spec} → {folder}")
         for r in rows:

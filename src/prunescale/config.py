@@ -220,9 +220,10 @@ class UnstructuredOptions(AllocationOptions):
     nm: str | None = Field(None, description="N:M pattern instead of a sparsity, e.g. 2:4.")
     group: str = Field("row", description="Magnitude and RIA comparison group: row | matrix (RIA's reference "
                        "code default).")
-    sequential: bool = Field(True, description="Wanda: statistics from inputs through already-pruned blocks "
-                             "(off: from the dense model, as OWL's shared pass). SparseGPT: also prune q,k,v → o "
-                             "→ gate,up → down in order.")
+    sequential: bool = Field(True, description="Wanda, RIA: calibrate each block on the outputs of the already-"
+                             "pruned blocks, whatever the allocation (off: on the dense model, sharing OWL's or "
+                             "DLP's pass). SparseGPT, whose blocks always see the pruned ones: prune q,k,v → o → "
+                             "gate,up → down in order (off: one pass per block).")
     blocksize: Positive = Field(128, description="SparseGPT: columns per lazy-update block.")
     percdamp: Annotated[float, _within("percdamp", 0, 1, low_open=True)] = Field(
         0.01, description="SparseGPT: Hessian damping as a fraction of its mean diagonal.")

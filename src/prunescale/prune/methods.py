@@ -28,13 +28,18 @@ from prunescale.prune.wanda import InputStats, wanda_scores
 
 PruneFn = Callable[..., dict]
 METHODS: dict[str, PruneFn] = {}
+READS_DENSE_STATS: set[str] = set()  # methods that take an allocation's dense statistics (``input_stats``)
 
 
-def method(name: str) -> Callable[[PruneFn], PruneFn]:
-    """Register a pruning method under ``name`` (the CLI's ``--method`` values come from here)."""
+def method(name: str, reads_dense_stats: bool = False) -> Callable[[PruneFn], PruneFn]:
+    """Register a pruning method under ``name`` (the CLI's ``--method`` values come from here);
+    ``reads_dense_stats``: in the dense regime it reads the input statistics an allocation's dense pass
+    measured instead of running a pass of its own."""
 
     def deco(fn: PruneFn) -> PruneFn:
         METHODS[name] = fn
+        if reads_dense_stats:
+            READS_DENSE_STATS.add(name)
         return fn
 
     return deco
@@ -80,8 +85,11 @@ def _prune_scored(
     magnitude refined by DSnoT): per-row (or per-matrix, or N:M) selection, then the refinement.
 
     Sequential (default): block ℓ's statistics come from inputs through the already-pruned blocks before
-    it. Otherwise from the dense model: the statistics an allocation's dense pass measured
-    (``input_stats``, OWL / DLP) or one pass run here."""
+    it, whatever the allocation. Otherwise (``sequential=False``) from the dense model: the statistics
+    an allocation's dense pass measured (``input_stats``, OWL / DLP), or one pass run here. The caller
+    passes ``input_stats`` only for the dense regime (:func:`prunescale.api._method_kwargs`)."""
+    if input_stats is not None and sequential:
+        raise ValueError("input statistics of the dense model were given to a sequential run")
     blocks = decoder_blocks(model)
     forwards, swaps = 0, 0
 
@@ -104,7 +112,7 @@ def _prune_scored(
     if input_stats is not None:
         for name, lin in prunable_linears(model).items():
             prune_one(name, lin, input_stats[name])
-        run = {"block_forwards": forwards, "activations": "dense"}
+        run = {"block_forwards": forwards, "regime": "dense-activations"}
     else:
 
         def visit(i: int, block: nn.Module, forward: Callable[[], None]) -> None:
@@ -112,7 +120,7 @@ def _prune_scored(
             for n, stats in block_input_stats(block, forward, device).items():
                 prune_one(blocks.name(i, n), linears[n], stats)
 
-        run = {**for_each_block(model, samples, visit, device, progress, description), "activations": "sequential"}
+        run = {**for_each_block(model, samples, visit, device, progress, description), "regime": "sequential"}
     if refine:
         run["dsnot_swaps"] = swaps
     return run
@@ -132,14 +140,14 @@ def prune_magnitude(
     unless DSnoT refines the mask, which reads input statistics block by block."""
     if refine:
         return _prune_scored(model, pattern, samples, device, progress, lambda lin, _s: magnitude_scores(lin.weight),
-                             True, input_stats, refine, description="magnitude+dsnot")
+                             input_stats is None, input_stats, refine, description="magnitude+dsnot")
     for name, lin in prunable_linears(model).items():
         target = None if pattern.nm else pattern.sparsity[name]
         _apply(lin, select(magnitude_scores(lin.weight), target, pattern.nm, pattern.group))
-    return {"block_forwards": 0}
+    return {"block_forwards": 0, "regime": "data-free"}
 
 
-@method("wanda")
+@method("wanda", reads_dense_stats=True)
 def prune_wanda(
     model: nn.Module,
     pattern,
@@ -152,17 +160,16 @@ def prune_wanda(
 ) -> dict:
     """|W|·‖X_j‖ per output row, no weight update.
 
-    Sequential (default, as in the Wanda paper's code): block ℓ's statistics come from inputs that went
-    through the already-pruned blocks before it. With ``sequential=False`` the statistics come from the
-    dense model (one pass, then every block is pruned). ``input_stats`` (e.g. from OWL's dense pass)
-    are used as given: no calibration pass runs.
+    Sequential (default, as in the Wanda paper's and OWL's code): block ℓ's statistics come from inputs
+    that went through the already-pruned blocks before it. With ``sequential=False`` the statistics come
+    from the dense model: ``input_stats`` (OWL's or DLP's dense pass) as given, else one pass here.
     """
     return _prune_scored(model, pattern, samples, device, progress,
                          lambda lin, st: wanda_scores(lin.weight, st.norms), sequential, input_stats, refine,
                          description="wanda")
 
 
-@method("ria")
+@method("ria", reads_dense_stats=True)
 def prune_ria(
     model: nn.Module,
     pattern,
@@ -227,4 +234,4 @@ def prune_sparsegpt(
 
     run = for_each_block(model, samples, visit, device, progress, "sparsegpt")
     refined = {"dsnot_swaps": swaps[0]} if refine else {}
-    return {**run, "activations": "sequential", "percdamp_raised": raised, **refined}
+    return {**run, "regime": "sequential", "percdamp_raised": raised, **refined}

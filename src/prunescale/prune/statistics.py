@@ -5,7 +5,7 @@ SparseGPT's Hessian) fed by a forward pre-hook. Linears handed the very same inp
 gate,up — share one summary of it: the hook recognises the tensor by identity and by its version
 counter (``tensor._version``, bumped by every in-place change), so a modified tensor is never taken
 for the one already summarised. :func:`dense_input_stats` is the one pass over the *dense* model that
-OWL, DLP and the method pruning after them share.
+OWL and DLP score blocks with, and that the method pruning after them reads in the dense regime.
 """
 
 from __future__ import annotations
@@ -55,9 +55,9 @@ def dense_input_stats(
     """Input statistics of every prunable Linear on the *dense* model (one block-by-block pass, nothing
     pruned).
 
-    Shared by OWL and DLP (which need every block's Wanda scores before any block is pruned), then by the
-    method that prunes after them (Wanda, RIA, DSnoT read these instead of a second pass), and by Wanda or
-    RIA with ``sequential=False``; returns the statistics and the number of block forwards it cost.
+    OWL and DLP score blocks with it (they need every block's Wanda scores before any block is pruned);
+    Wanda and RIA with ``sequential=False`` (the dense regime) prune with it, reading the allocation's pass
+    where there was one; returns the statistics and the number of block forwards it cost.
     """
     blocks = decoder_blocks(model)
     norms: dict[str, InputStats] = {}

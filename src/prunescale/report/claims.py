@@ -1,21 +1,33 @@
-"""The reference study's three claims, judged on a study's own data.
+"""The reference study's claims, each tested as the claim it is, on a study's own data.
 
 arXiv 2604.25098 reports, without error bars: (a) removing layers collapses test-time scaling; (b)
-unstructured pruning at ≤ 20 % keeps dense test-time scaling; (c) non-uniform allocation matters more
-at high sparsity. Each is *held*, *not held* or *undecided* here by a rule stated in advance (and in
-docs/METHODS.md), from paired comparisons on the same items with 95 % intervals
-(:mod:`prunescale.stats.paired`); *not tested* when the study has no variants for it. Per benchmark.
+unstructured pruning at ≤ 20 % keeps dense test-time scaling (v1: "can improve"; v2, May 2026: "can
+retain"); (c) non-uniform allocation matters more at high sparsity. Here (a) compares each layer-removal
+variant's gain from the smallest to the largest budget with dense's, (b) is a non-inferiority test
+against dense with a stated margin, and (c) an interaction: how much the allocation's effect changes from
+the lowest to the highest sparsity, on the same items, with its own interval (never "significant here,
+not there"). Every interval comes from :func:`prunescale.stats.paired.paired_test` on per-item
+differences. The verdicts are adjusted together: each tested claim × benchmark is one of K tests at
+α/K (Bonferroni), so all verdicts hold jointly at 1 − α. Within a claim, a statement about *every*
+comparison (every layer-removal variant collapses, every low-sparsity variant is non-inferior, every
+interaction is negligible) is an intersection-union test: each interval at 1 − α/K, no further
+adjustment (Berger 1982); a statement about *some* comparison (one variant keeps its scaling, one is worse,
+one allocation's interaction is shown) adjusts over the claim's m comparisons, each at 1 − α/(K·m).
+Each claim is *held*, *not held* or *undecided* by a rule stated in advance (docs/METHODS.md), or *not
+tested* when the study has no variants for it. Per benchmark.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 
-from prunescale.stats.paired import paired
+from prunescale.stats.paired import Difference, differences, paired_test
 
-MARGIN = 0.05  # "keeps" and "does not matter" mean: within 5 accuracy points
+MARGIN = 0.05  # "keeps" / "retains" and "does not matter" mean: within 5 accuracy points
 LOW_SPARSITY = 0.2
+ALPHA = 0.05  # family-wise, over every verdict of the Claims section
 
 
 @dataclass
@@ -25,6 +37,64 @@ class Claim:
     benchmark: str
     verdict: str  # held | not held | undecided | not tested
     evidence: str
+    level: float = 1 - ALPHA  # the level of the intervals its evidence shows
+    tests: int = 0  # K: the claim × benchmark tests of the section, adjusted together
+
+
+@dataclass
+class Comparison:
+    """One paired comparison within a claim: per-item differences in [−bound, bound], with its interval at
+    the claim's level (``every``: statements about all of the claim's comparisons) and at the level
+    adjusted over the claim's comparisons (``some``: statements about one of them)."""
+
+    a: Mapping[str, float]
+    b: Mapping[str, float]
+    bound: float = 1.0
+    every: Difference | None = None
+    some: Difference | None = None
+
+
+@dataclass
+class ClaimTests:
+    """The comparisons one claim × benchmark rests on."""
+
+    members: list[Comparison] = field(default_factory=list)
+    level_every: float = 1 - ALPHA
+    level_some: float = 1 - ALPHA
+
+    def add(self, a: Mapping[str, float], b: Mapping[str, float], bound: float = 1.0) -> Comparison:
+        c = Comparison(a, b, bound)
+        self.members.append(c)
+        return c
+
+
+@dataclass
+class Family:
+    """Every claim × benchmark test of the section: K of them, each at α/K (Bonferroni)."""
+
+    claims: list[ClaimTests] = field(default_factory=list)
+
+    def claim(self) -> ClaimTests:
+        c = ClaimTests()
+        self.claims.append(c)
+        return c
+
+    @property
+    def tested(self) -> int:
+        return sum(1 for c in self.claims if c.members)
+
+    def resolve(self, alpha: float = ALPHA) -> None:
+        k = max(1, self.tested)
+        for claim in self.claims:
+            claim.level_every = 1 - alpha / k
+            claim.level_some = 1 - alpha / (k * max(1, len(claim.members)))
+            for c in claim.members:
+                d = differences(c.a, c.b)
+                c.every = paired_test(d, claim.level_every, c.bound)
+                c.some = paired_test(d, claim.level_some, c.bound)
+
+
+Verdict = Callable[[], Claim]
 
 
 def _item_means(samples: list[dict], budget: int) -> dict[str, float]:
@@ -40,108 +110,210 @@ def _gain(samples: list[dict], lo: int, hi: int) -> dict[str, float]:
     return {i: a[i] - b[i] for i in a if i in b}
 
 
+def _minus(a: Mapping[str, float], b: Mapping[str, float]) -> dict[str, float]:
+    return {i: a[i] - b[i] for i in a if i in b}
+
+
 def _pts(x: float) -> str:
     return f"{100 * x:+.1f}"
 
 
-def _dense(bench: str, pooled: list[dict], samples: dict) -> list[dict] | None:
-    """The samples of the benchmark's dense variant (found by its kind, whatever its name)."""
-    name = next((r["variant"] for r in pooled if r["benchmark"] == bench and r["kind"] == "dense"), None)
-    return samples.get((name, bench)) if name is not None else None
+def _ci(d: Difference) -> str:
+    return f"[{_pts(d.low)}, {_pts(d.high)}]"
 
 
-def layer_removal_collapses(bench: str, pooled: list[dict], samples: dict, budgets: list[int]) -> Claim:
+def _variants(bench: str, pooled: list[dict]) -> dict[str, dict]:
+    """Each variant of the benchmark once: kind, method, allocation, target sparsity and regime."""
+    out: dict[str, dict] = {}
+    for r in pooled:
+        if r["benchmark"] == bench:
+            out.setdefault(r["variant"], r)
+    return out
+
+
+def _dense(variants: dict[str, dict]) -> str | None:
+    """The benchmark's dense variant (found by its kind, whatever its name)."""
+    return next((name for name, r in variants.items() if r["kind"] == "dense"), None)
+
+
+def _at(level: float) -> str:
+    return f"intervals at {100 * level:.2f} %"
+
+
+def layer_removal_collapses(bench: str, variants: dict[str, dict], samples: dict, budgets: list[int],
+                            family: Family) -> Verdict:
     """(a) Held when every layer-removal variant keeps less than half of dense's gain from the smallest to
-    the largest budget with confidence (the paired interval of its gain minus dense's lies below −½ of
-    dense's gain); not held when one demonstrably keeps more than half; undecided otherwise."""
+    the largest budget with confidence (each interval of its gain minus dense's, at the claim's level, lies
+    below −½ of dense's gain); not held when one demonstrably keeps more than half (adjusted over the
+    variants); undecided otherwise."""
     statement = "Removing layers collapses test-time scaling"
-    structured = sorted({r["variant"] for r in pooled if r["benchmark"] == bench and r["kind"] == "structured"})
-    dense = _dense(bench, pooled, samples)
+    structured = sorted(n for n, r in variants.items() if r["kind"] == "structured")
+    dense = _dense(variants)
     if not structured or dense is None or len(budgets) < 2:
-        return Claim("a", statement, bench, "not tested", "needs dense, a layer-removal variant and two budgets")
+        return lambda: Claim("a", statement, bench, "not tested",
+                             "needs dense, a layer-removal variant and two budgets")
     lo, hi = budgets[0], budgets[-1]
-    g_dense = _gain(dense, lo, hi)
+    g_dense = _gain(samples[(dense, bench)], lo, hi)
     dense_gain = sum(g_dense.values()) / max(1, len(g_dense))
     if dense_gain <= 0:
-        return Claim("a", statement, bench, "undecided", f"dense itself does not gain from B={lo} to B={hi} "
-                     f"({_pts(dense_gain)} points): nothing to collapse")
-    parts, collapsed, kept = [], [], []
-    for v in structured:
-        d = paired(_gain(samples[(v, bench)], lo, hi), g_dense)
-        parts.append(f"{v}: gain {_pts(dense_gain + d.delta)} vs dense {_pts(dense_gain)} "
-                     f"(Δ {_pts(d.delta)} [{_pts(d.low)}, {_pts(d.high)}])")
-        collapsed.append(d.high < -0.5 * dense_gain)
-        kept.append(d.low > -0.5 * dense_gain)
-    verdict = "held" if all(collapsed) else "not held" if any(kept) else "undecided"
-    return Claim("a", statement, bench, verdict, f"points from B={lo} to B={hi}; " + "; ".join(parts))
+        return lambda: Claim("a", statement, bench, "undecided", f"dense itself does not gain from B={lo} to "
+                             f"B={hi} ({_pts(dense_gain)} points): nothing to collapse")
+    claim = family.claim()
+    tests = {v: claim.add(_gain(samples[(v, bench)], lo, hi), g_dense, bound=2.0) for v in structured}
+
+    def verdict() -> Claim:
+        collapsed = all(c.every.high < -0.5 * dense_gain for c in tests.values())
+        kept = any(c.some.low > -0.5 * dense_gain for c in tests.values())
+        v = "held" if collapsed else "not held" if kept else "undecided"
+        shown = "some" if v == "not held" else "every"
+        level = claim.level_some if shown == "some" else claim.level_every
+        parts = [f"{name}: gain {_pts(dense_gain + getattr(c, shown).delta)} vs dense {_pts(dense_gain)} "
+                 f"(Δ {_pts(getattr(c, shown).delta)} {_ci(getattr(c, shown))})" for name, c in tests.items()]
+        return Claim("a", statement, bench, v, f"points from B={lo} to B={hi}, {_at(level)}; " + "; ".join(parts),
+                     level)
+
+    return verdict
 
 
-def low_sparsity_keeps_tts(bench: str, pooled: list[dict]) -> Claim:
-    """(b) Held when every unstructured variant at ≤ 20 % has, at every budget, a paired difference to
-    dense whose interval lies above −5 points; not held when one lies wholly below −5 points at some
-    budget; undecided otherwise."""
-    statement = f"Unstructured pruning at ≤ {LOW_SPARSITY:.0%} keeps dense test-time scaling"
-    rows = [r for r in pooled if r["benchmark"] == bench and r["kind"] == "unstructured"
-            and 0 < r["target_sparsity"] <= LOW_SPARSITY + 1e-9 and r["delta_low"] == r["delta_low"]]
-    if not rows:
-        return Claim("b", statement, bench, "not tested", f"needs unstructured variants at ≤ {LOW_SPARSITY:.0%}")
-    worst = min(rows, key=lambda r: r["delta_low"])
-    kept = all(r["delta_low"] > -MARGIN for r in rows)
-    broken = [r for r in rows if r["delta_high"] < -MARGIN]
-    verdict = "held" if kept else "not held" if broken else "undecided"
-    shown = broken[0] if broken else worst
-    return Claim("b", statement, bench, verdict,
-                 f"{len({r['variant'] for r in rows})} variant(s) × {len({r['budget'] for r in rows})} budgets; "
-                 f"{'worst' if not broken else 'clearly worse'}: {shown['variant']} at B={shown['budget']}, "
-                 f"Δ {_pts(shown['delta'])} [{_pts(shown['delta_low'])}, {_pts(shown['delta_high'])}] points "
-                 f"(margin {100 * MARGIN:.0f})")
+def low_sparsity_retains_tts(bench: str, variants: dict[str, dict], samples: dict, budgets: list[int],
+                             family: Family) -> Verdict:
+    """(b) Non-inferiority at every budget: held when every unstructured variant at ≤ 20 % has, at every
+    budget, a difference to dense whose lower bound (at the claim's level) lies above −margin; not held
+    when one is shown worse than −margin (its upper bound below it, adjusted over the comparisons);
+    undecided otherwise."""
+    statement = (f"Unstructured pruning at ≤ {LOW_SPARSITY:.0%} retains dense test-time scaling "
+                 f"(non-inferiority, margin {100 * MARGIN:.0f} points)")
+    low = sorted(n for n, r in variants.items()
+                 if r["kind"] == "unstructured" and 0 < r["target_sparsity"] <= LOW_SPARSITY + 1e-9)
+    dense = _dense(variants)
+    if not low or dense is None:
+        return lambda: Claim("b", statement, bench, "not tested", f"needs dense and unstructured variants at "
+                             f"≤ {LOW_SPARSITY:.0%}")
+    claim = family.claim()
+    tests = {(v, b): claim.add(_item_means(samples[(v, bench)], b), _item_means(samples[(dense, bench)], b))
+             for v in low for b in budgets}
+
+    def verdict() -> Claim:
+        worse = [(k, c.some) for k, c in tests.items() if c.some.high < -MARGIN]
+        kept = all(c.every.low > -MARGIN for c in tests.values())
+        v = "held" if kept else "not held" if worse else "undecided"
+        if worse:
+            (name, b), d = worse[0]
+            level, what = claim.level_some, "shown worse"
+        else:
+            (name, b), d = min(((k, c.every) for k, c in tests.items()), key=lambda kd: kd[1].low)
+            level, what = claim.level_every, "lowest bound"
+        return Claim("b", statement, bench, v,
+                     f"{len(low)} variant(s) × {len(budgets)} budgets, {_at(level)} (one-sided "
+                     f"{(1 - level) / 2:.2g}); {what}: {name} at B={b}, Δ {_pts(d.delta)} {_ci(d)} points against "
+                     f"the margin −{100 * MARGIN:.0f}", level)
+
+    return verdict
 
 
-def allocation_matters_more_at_high_sparsity(bench: str, pooled: list[dict], samples: dict,
-                                             budgets: list[int]) -> Claim:
-    """(c) At the largest budget, each non-uniform allocation against uniform (same method and sparsity),
-    paired on items. Held when at the highest sparsity some allocation differs beyond its interval and at
-    the lowest none does; not held when at the highest sparsity every difference's interval lies within
-    ±5 points; undecided otherwise."""
-    statement = "Non-uniform allocation matters more at high sparsity"
-    hi = budgets[-1] if budgets else None
-    # method and sparsity (to the percent: a file allocation's audited mean may be 0.5 % off) → allocation →
-    # its variants; N:M patterns are no allocation
-    groups: dict[tuple[str, float], dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
-    for r in pooled:
-        if (r["benchmark"] == bench and r["kind"] == "unstructured" and r["budget"] == hi
-                and r["allocation"] not in ("", "n:m")):
-            groups[(r["method"], round(r["target_sparsity"], 2))][r["allocation"].split(":")[0]].append(r["variant"])
-    comparisons: dict[float, list[tuple[str, object]]] = defaultdict(list)
-    for (method, sparsity), by_alloc in groups.items():
-        for base_name in by_alloc.get("uniform", []):
-            base = _item_means(samples[(base_name, bench)], hi)
-            for alloc, names in by_alloc.items():
-                for v in names if alloc != "uniform" else ():
-                    label = f"{method} {alloc}" if len(names) == 1 else f"{v}"
-                    comparisons[sparsity].append((label, paired(_item_means(samples[(v, bench)], hi), base)))
-    levels = sorted(comparisons)
-    if len(levels) < 2:
-        return Claim("c", statement, bench, "not tested", "needs uniform and another allocation of one method at "
-                     "two or more sparsities")
-    low, high = levels[0], levels[-1]
-    beyond = lambda d: d.low > 0 or d.high < 0  # noqa: E731
-    def show(level: float) -> str:
-        return ", ".join(f"{name} {_pts(d.delta)} [{_pts(d.low)}, {_pts(d.high)}]" for name, d in comparisons[level])
-    evidence = (f"vs uniform at B={hi}, points: at {low:.0%}: {show(low)}; at {high:.0%}: {show(high)}")
-    if any(beyond(d) for _, d in comparisons[high]) and not any(beyond(d) for _, d in comparisons[low]):
-        verdict = "held"
-    elif all(d.low > -MARGIN and d.high < MARGIN for _, d in comparisons[high]):
-        verdict = "not held"
-    else:
-        verdict = "undecided"
-    return Claim("c", statement, bench, verdict, evidence)
+def allocation_matters_more_at_high_sparsity(bench: str, variants: dict[str, dict], samples: dict,
+                                             budgets: list[int], family: Family) -> Verdict:
+    """(c) The interaction at the largest budget: for a non-uniform allocation A of one method and regime,
+    per item D = (A − uniform) at the highest sparsity − (A − uniform) at the lowest, paired on the same
+    items. Held when for some allocation D's interval excludes 0 in the direction of A's effect at the high
+    sparsity and that effect is the larger of the two (adjusted over the claim's comparisons); not held when
+    every D's interval lies within ±margin (each at the claim's level); undecided otherwise. A variant is
+    compared only with a uniform variant of its own method, sparsity (to the percent) and regime; N:M
+    patterns are no allocation."""
+    statement = "Non-uniform allocation matters more at high sparsity (interaction)"
+    if not budgets:
+        return lambda: Claim("c", statement, bench, "not tested", "no budgets")
+    top = budgets[-1]
+    # (method, regime) → sparsity → allocation → variant names
+    groups: dict[tuple[str, str], dict[float, dict[str, list[str]]]] = defaultdict(
+        lambda: defaultdict(lambda: defaultdict(list)))
+    for name, r in variants.items():
+        if r["kind"] == "unstructured" and r["allocation"] not in ("", "n:m"):
+            key = (r["method"], r.get("regime", ""))
+            groups[key][round(r["target_sparsity"], 2)][r["allocation"].split(":")[0]].append(name)
+    means = {}
+
+    def acc(v: str) -> dict[str, float]:
+        if v not in means:
+            means[v] = _item_means(samples[(v, bench)], top)
+        return means[v]
+
+    claim = family.claim()
+    tests: list[Interaction] = []
+    uncompared: set[str] = set()
+    for (method, _regime), by_level in groups.items():
+        allocations = {a for levels in by_level.values() for a in levels if a != "uniform"}
+        for alloc in sorted(allocations):
+            uncompared |= {v for by in by_level.values() if "uniform" not in by for v in by.get(alloc, [])}
+            levels = sorted(s for s, by in by_level.items() if alloc in by and "uniform" in by)
+            if len(levels) < 2:
+                continue
+            lo, hi = levels[0], levels[-1]
+            ul, uh = by_level[lo]["uniform"][0], by_level[hi]["uniform"][0]
+            single = len(by_level[hi][alloc]) == len(by_level[lo][alloc]) == 1
+            for vh in by_level[hi][alloc]:
+                for vl in by_level[lo][alloc]:
+                    eff_hi, eff_lo = _minus(acc(vh), acc(uh)), _minus(acc(vl), acc(ul))
+                    tests.append(Interaction(f"{method} {alloc}" if single else f"{vh} vs {vl}", lo, hi,
+                                             claim.add(eff_hi, eff_lo, bound=2.0), _mean(eff_hi), _mean(eff_lo)))
+    note = (f"; not compared (no uniform variant of the same method, sparsity and regime): "
+            f"{', '.join(sorted(uncompared))}" if uncompared else "")
+    if not tests:
+        return lambda: Claim("c", statement, bench, "not tested", "needs uniform and another allocation of one "
+                             "method and regime at two or more sparsities" + note)
+
+    def verdict() -> Claim:
+        held = any(t.shown() for t in tests)
+        negligible = all(t.test.every.low > -MARGIN and t.test.every.high < MARGIN for t in tests)
+        v = "held" if held else "not held" if negligible else "undecided"
+        shown = "every" if v == "not held" else "some"
+        level = claim.level_every if shown == "every" else claim.level_some
+        parts = [f"{t.label}: vs uniform {_pts(t.effect_lo)} at {t.lo:.0%}, {_pts(t.effect_hi)} at {t.hi:.0%}; "
+                 f"interaction {_pts(getattr(t.test, shown).delta)} {_ci(getattr(t.test, shown))}" for t in tests]
+        return Claim("c", statement, bench, v, f"points at B={top}, {_at(level)}; " + "; ".join(parts) + note,
+                     level)
+
+    return verdict
 
 
-def judge(pooled: list[dict], samples: dict) -> list[Claim]:
-    out = []
+@dataclass
+class Interaction:
+    """(allocation − uniform) at the high sparsity minus the same at the low one, per item."""
+
+    label: str
+    lo: float
+    hi: float
+    test: Comparison
+    effect_hi: float  # mean of (allocation − uniform) at hi
+    effect_lo: float
+
+    def shown(self) -> bool:
+        """The interval (adjusted over the claim's comparisons) excludes 0 in the direction of the effect at
+        the high sparsity, and that effect is the larger of the two (a large opposite effect at the low
+        sparsity is not "matters more at high")."""
+        r = self.test.some
+        assert r is not None
+        towards = r.low > 0 if self.effect_hi >= 0 else r.high < 0
+        return towards and abs(self.effect_hi) > abs(self.effect_lo)
+
+
+def _mean(x: dict[str, float]) -> float:
+    return sum(x.values()) / max(1, len(x))
+
+
+RULES = (layer_removal_collapses, low_sparsity_retains_tts, allocation_matters_more_at_high_sparsity)
+
+
+def judge(pooled: list[dict], samples: dict, alpha: float = ALPHA) -> list[Claim]:
+    """Every claim on every benchmark, their verdicts adjusted together (the module docstring)."""
+    family = Family()
+    pending = []
     for bench in dict.fromkeys(r["benchmark"] for r in pooled):
         budgets = sorted({r["budget"] for r in pooled if r["benchmark"] == bench})
-        out += [layer_removal_collapses(bench, pooled, samples, budgets), low_sparsity_keeps_tts(bench, pooled),
-                allocation_matters_more_at_high_sparsity(bench, pooled, samples, budgets)]
-    return out
+        variants = _variants(bench, pooled)
+        pending += [rule(bench, variants, samples, budgets, family) for rule in RULES]
+    family.resolve(alpha)
+    claims = [verdict() for verdict in pending]
+    for c in claims:
+        c.tests = family.tested
+    return claims

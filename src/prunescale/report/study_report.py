@@ -139,15 +139,18 @@ class Section:
         lines = [f"## {self.title}", ""]
         if self.text:
             lines += [self.text, ""]
-        lines += ["| " + " | ".join(self.header) + " |", "|" + "|".join("---" for _ in self.header) + "|"]
-        lines += ["| " + " | ".join(row) + " |" for row in self.rows]
+        if self.rows:
+            lines += ["| " + " | ".join(self.header) + " |", "|" + "|".join("---" for _ in self.header) + "|"]
+            lines += ["| " + " | ".join(row) + " |" for row in self.rows]
         return "\n".join(lines) + "\n"
 
     def html(self) -> str:
         esc = html.escape
+        text = f"<p>{esc(self.text)}</p>" if self.text else ""
+        if not self.rows:
+            return f"<h2>{esc(self.title)}</h2>{text}"
         head = "".join(f"<th>{esc(c)}</th>" for c in self.header)
         body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>" for row in self.rows)
-        text = f"<p>{esc(self.text)}</p>" if self.text else ""
         return f"<h2>{esc(self.title)}</h2>{text}<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
@@ -187,8 +190,9 @@ def _accuracy_sections(bench: str, rows: list[dict], ev: dict) -> list[Section]:
         out.append(Section(
             f"Difference from dense on {bench}",
             f"Paired on the same items (each item's accuracy averaged over its seeds and samples): Δ in points "
-            f"[95 % t interval over items]; p from a two-sided sign-flip permutation test; Holm-adjusted over "
-            f"this table's family of {n_tests} comparisons (every variant × budget).",
+            f"[95 % interval] and the two-sided p from one procedure (an adjusted Wald test over items, "
+            f"docs/METHODS.md), so the interval excludes 0 exactly when p < 0.05; Holm-adjusted over this "
+            f"table's family of {n_tests} comparisons (every variant × budget).",
             ["variant", "budget", "Δ points [95 %]", "p", "p (Holm)"], diff_rows))
     dense = [r for r in rs if r["kind"] == "dense"]
     if dense:
@@ -203,17 +207,34 @@ def _accuracy_sections(bench: str, rows: list[dict], ev: dict) -> list[Section]:
 
 
 def _claims_section(rows: list[dict], samples: dict) -> Section:
-    from prunescale.report.claims import MARGIN, judge
+    from prunescale.report.claims import ALPHA, MARGIN, judge
 
     claims = judge(rows, samples)
+    k = claims[0].tests if claims else 0
     return Section(
         "Claims of the reference study, on this run",
-        "(a) removing layers collapses test-time scaling, (b) unstructured pruning at ≤ 20 % keeps dense "
-        "test-time scaling, (c) non-uniform allocation matters more at high sparsity — each judged from paired "
-        f"95 % intervals by the rules in docs/METHODS.md (margin {100 * MARGIN:.0f} points): held, not held, "
-        "undecided (the intervals allow either), or not tested (no variants for it).",
+        "(a) removing layers collapses test-time scaling: each layer-removal variant's gain from the smallest to "
+        "the largest budget against dense's; (b) unstructured pruning at ≤ 20 % retains dense test-time scaling "
+        f"(the reference's v2 wording): non-inferiority to dense at every budget, margin {100 * MARGIN:.0f} "
+        "points; (c) non-uniform allocation matters more at high sparsity: the interaction, (allocation − "
+        "uniform) at the highest sparsity minus the same at the lowest, on the same items. The verdicts hold "
+        f"together at {100 * (1 - ALPHA):.0f} %: each of the {k} tested claim(s) is a test at {ALPHA:g}/{max(1, k)} "
+        "(Bonferroni); a statement about every comparison of a claim uses each interval at that level (an "
+        "intersection-union test), one about some comparison adjusts over the claim's comparisons; each row "
+        "says the level of the intervals it shows. Rules in docs/METHODS.md: held, not held, undecided (the "
+        "intervals allow either), not tested (no variants).",
         ["claim", "benchmark", "verdict", "evidence"],
         [[f"({c.key}) {c.statement}", c.benchmark, c.verdict, c.evidence] for c in claims])
+
+
+def _notices_section(out: Path, index: dict) -> tuple[Section, list[dict]]:
+    from prunescale.study.results import notices
+
+    found = notices(out, index)
+    text = ("Every warning a stage of this study raised, once, with the variant and stage it belongs to (also "
+            "printed by `prunescale study`)." if found else "None: no stage of this study raised a warning.")
+    return Section("Notices", text, ["variant", "stage", "notice"],
+                   [[n["variant"], n["stage"], n["notice"]] for n in found]), found
 
 
 def write_report(out: Path) -> Path:
@@ -225,7 +246,8 @@ def write_report(out: Path) -> Path:
     variants = list(dict.fromkeys(r["variant"] for r in rows))
     plots = _plots(out, rows, manifests, benches, variants)
     pct = lambda x: f"{100 * x:.1f}"  # noqa: E731
-    sections: list[Section] = []
+    notices_section, _ = _notices_section(out, index)
+    sections: list[Section] = [notices_section]
     for bench in benches:
         sections += _accuracy_sections(bench, rows, ev)
     sections.append(_claims_section(rows, samples))
@@ -238,6 +260,7 @@ def write_report(out: Path) -> Path:
             m.get("kind", "dense"),
             m.get("method", "–"),
             str(m.get("allocation") or "–"),
+            m.get("regime") or "–",
             f"{m.get('target_sparsity') or 0:.3f}",
             f"{m.get('realised_sparsity', 0):.4f}",
             f"{m.get('removed_param_fraction', 0):.4f}",
@@ -246,8 +269,11 @@ def write_report(out: Path) -> Path:
     sections.append(Section(
         "Pruning",
         "Realised sparsity is measured from the saved weights (structured: share of block parameters removed); "
-        "removed fraction is of all parameters.",
-        ["variant", "kind", "method", "allocation", "target", "realised", "removed frac.", "removed layers"], body))
+        "removed fraction is of all parameters. Regime: where the pruning statistics came from — sequential "
+        "(each block calibrated on the outputs of the already-pruned blocks), dense-activations (the dense "
+        "model, one shared pass), data-free (magnitude).",
+        ["variant", "kind", "method", "allocation", "regime", "target", "realised", "removed frac.",
+         "removed layers"], body))
     # parallel scaling
     if ev["samples"] > 1:
         body = []

@@ -20,12 +20,13 @@ from pathlib import Path
 from prunescale.errors import PrunescaleError
 
 INDEX, RESULTS, POOLED = "index.json", "results.csv", "pooled.csv"
-INDEX_VERSION = 1
+INDEX_VERSION = 2
 RESULT_COLUMNS = (
     "variant",
     "kind",
     "method",
     "allocation",
+    "regime",
     "target_sparsity",
     "realised_sparsity",
     "removed_param_fraction",
@@ -42,13 +43,14 @@ RESULT_COLUMNS = (
     "no_answer_rate",
 )
 INT_COLUMNS = ("budget", "seed", "items")
-TEXT_COLUMNS = ("variant", "kind", "method", "allocation", "benchmark", "split")
+TEXT_COLUMNS = ("variant", "kind", "method", "allocation", "regime", "benchmark", "split")
 FLOAT_COLUMNS = tuple(c for c in RESULT_COLUMNS if c not in INT_COLUMNS + TEXT_COLUMNS)
 POOLED_COLUMNS = (
     "variant",
     "kind",
     "method",
     "allocation",
+    "regime",
     "target_sparsity",
     "removed_param_fraction",
     "benchmark",
@@ -103,8 +105,10 @@ def runs(out: Path, index: dict):
 
 
 def _variant_columns(v: dict, m: dict) -> dict:
+    """Who a row is: the variant, its method and allocation, and its pruning regime (where its pruning
+    statistics came from: sequential, dense-activations, data-free; empty for dense and layer removal)."""
     return {"variant": v["name"], "kind": v["kind"], "method": v["method"], "allocation": m.get("allocation", "") or "",
-            "target_sparsity": m.get("target_sparsity") or 0.0}
+            "regime": m.get("regime", "") or "", "target_sparsity": m.get("target_sparsity") or 0.0}
 
 
 def _rates(flat: list[dict]) -> dict:
@@ -194,6 +198,61 @@ def pooled_results(out: Path, index: dict) -> list[dict]:
         family = [r for r in rows if r["benchmark"] == bench and r["p"] == r["p"]]
         for r, adjusted in zip(family, holm([r["p"] for r in family])):
             r["p_holm"] = adjusted
+    return rows
+
+
+def _summary(out: Path, folder: str) -> dict:
+    path = Path(out) / folder / "summary.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def _environment_key(env: dict) -> dict:
+    """What of a stage's environment can change its numbers without changing its inputs."""
+    packages = env.get("packages") or {}
+    return {"threads": env.get("threads"), "device": env.get("device"), "torch": env.get("torch"),
+            "transformers": packages.get("transformers")}
+
+
+def notices(out: Path, index: dict) -> list[dict]:
+    """Every warning of the study, each once: what each stage recorded (its manifest's or summary's
+    ``notices``) with the variant and stage it belongs to, then what only the whole study shows — variants
+    pruned in different regimes, stages run with different threads, devices or package versions. Read by
+    the report (its Notices section) and by ``study`` (the console, whatever the executor)."""
+    rows: list[dict] = []
+    seen: set[tuple[str, str, str]] = set()
+    regimes: dict[str, list[str]] = defaultdict(list)
+    environments: dict[str, list[str]] = defaultdict(list)
+
+    def add(variant: str, stage: str, text: str) -> None:
+        if (variant, stage, text) not in seen:
+            seen.add((variant, stage, text))
+            rows.append({"variant": variant, "stage": stage, "notice": text})
+
+    for v in index["variants"]:
+        m = manifest(out, v)
+        for text in m.get("notices", []):
+            add(v["name"], "prune", text)
+        if m.get("regime") and m["regime"] != "data-free":
+            regimes[m["regime"]].append(v["name"])
+        if m.get("environment"):
+            environments[json.dumps(_environment_key(m["environment"]), sort_keys=True)].append(f"{v['name']} (prune)")
+        for ev in v["evals"]:
+            summ = _summary(out, ev["folder"])
+            for text in summ.get("notices", []):
+                add(v["name"], f"eval {ev['benchmark']}", text)
+            if summ.get("environment"):
+                environments[json.dumps(_environment_key(summ["environment"]), sort_keys=True)].append(
+                    f"{v['name']} ({ev['benchmark']})")
+    if len(regimes) > 1:
+        groups = "; ".join(f"{r}: {', '.join(names)}" for r, names in sorted(regimes.items()))
+        add("(study)", "compare", f"calibrated variants were pruned in different regimes ({groups}); a comparison "
+            "across regimes changes how the pruning statistics were gathered as well as the named factor "
+            "(the claims compare allocations within one regime only)")
+    if len(environments) > 1:
+        groups = "; ".join(f"{', '.join(f'{k}={v}' for k, v in json.loads(key).items())}: {', '.join(names)}"
+                           for key, names in environments.items())
+        add("(study)", "compare", f"stages ran in different environments ({groups}); float sums, and so pruned "
+            "weights and traces, may differ between them (README: Reproducibility)")
     return rows
 
 

@@ -18,6 +18,7 @@ from prunescale.study.results import (
     POOLED_COLUMNS,
     RESULTS,
     collect_results,
+    notices,
     pooled_results,
     results_csv,
 )
@@ -94,22 +95,38 @@ def _evaluate(spec: StudySpec, model: str, v: Variant, bench: str, folder: Path,
     evaluate(es, log=log, progress=False)
 
 
-def run_variant(spec_dict: dict, stage_index: int, out: str) -> list[str]:
-    """Prune (if needed) and evaluate one variant; importable so Ray / process pools can call it."""
+def run_variant(spec_dict: dict, stage_index: int, out: str, threads: int) -> list[str]:
+    """Prune (if needed) and evaluate one variant with ``threads`` CPU threads; importable so Ray / process
+    pools can call it. Every executor runs a variant with the same thread count (the study's), because
+    float sums on the CPU depend on it and a study's numbers must not depend on where it ran."""
+    import torch
+
     spec = StudySpec(**spec_dict)
     stage = plan(spec, Path(out))[stage_index]
     done: list[str] = []
-    log = lambda _m: None  # noqa: E731
-    if not prune_done(stage.prune_dir):
-        assert stage.prune_dir is not None
-        _prune(spec, stage.variant, stage.prune_dir, log)
-        done.append(f"pruned {stage.variant.name}")
-    model = spec.model if stage.prune_dir is None else str(stage.prune_dir)
-    for bench, folder in stage.evals:
-        if not eval_done(folder):
-            _evaluate(spec, model, stage.variant, bench, folder, log)
-            done.append(f"evaluated {stage.variant.name} on {bench}")
+    log = lambda _m: None  # noqa: E731 (stages keep what a user must see in their notices; the study prints them)
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        if not prune_done(stage.prune_dir):
+            assert stage.prune_dir is not None
+            _prune(spec, stage.variant, stage.prune_dir, log)
+            done.append(f"pruned {stage.variant.name}")
+        model = spec.model if stage.prune_dir is None else str(stage.prune_dir)
+        for bench, folder in stage.evals:
+            if not eval_done(folder):
+                _evaluate(spec, model, stage.variant, bench, folder, log)
+                done.append(f"evaluated {stage.variant.name} on {bench}")
+    finally:
+        torch.set_num_threads(before)
     return done
+
+
+def study_threads(spec: StudySpec) -> int:
+    """The CPU threads each variant runs with: the study's ``threads``, else the cores torch sees here."""
+    import torch
+
+    return spec.threads or torch.get_num_threads()
 
 
 def stage_status(folder: Path | None, done: Callable[[Path], bool]) -> str:
@@ -128,6 +145,7 @@ def index(spec: StudySpec, stages: list[Stage], out: Path) -> dict:
         "version": INDEX_VERSION,
         "study": spec.name,
         "model": spec.model,
+        "threads": study_threads(spec),
         "tuning_split": spec.tuning_split,
         "eval": spec.eval.model_dump(mode="json"),
         "variants": [
@@ -189,8 +207,10 @@ def run_study(
         todo = [
             i for i, s in enumerate(stages) if not prune_done(s.prune_dir) or not all(eval_done(f) for _, f in s.evals)
         ]
-        log(f"{len(stages)} variants × {len(spec.eval.benchmarks)} benchmarks; {len(todo)} variants have work to do")
-        _execute(spec, todo, out, jobs, executor, log)
+        threads = study_threads(spec)
+        log(f"{len(stages)} variants × {len(spec.eval.benchmarks)} benchmarks; {len(todo)} variants have work to do "
+            f"({threads} CPU thread(s) each)")
+        _execute(spec, todo, out, jobs, executor, threads, log)
         idx = index(spec, stages, out)
         write_json_atomic(out / INDEX, idx)
         write_text_atomic(out / RESULTS, results_csv(collect_results(out, idx)))
@@ -198,6 +218,8 @@ def run_study(
         from prunescale.report.study_report import write_report
 
         write_report(out)
+        for n in notices(out, idx):  # the report's Notices, on the console of every executor
+            log(f"notice: {n['variant']} ({n['stage']}): {n['notice']}")
     return out, describe_plan(stages)
 
 
@@ -210,7 +232,8 @@ def _check_benchmarks(spec: StudySpec) -> None:
         load_benchmark(b, spec.eval.split, 1, spec.eval.seeds[0])  # offline hub benchmarks fail here, clearly
 
 
-def _execute(spec: StudySpec, todo: list[int], out: Path, jobs: int, executor: str, log: Callable[[str], None]) -> None:
+def _execute(spec: StudySpec, todo: list[int], out: Path, jobs: int, executor: str, threads: int,
+             log: Callable[[str], None]) -> None:
     from prunescale.progress import progress_bar
 
     spec_dict = spec.model_dump()
@@ -220,9 +243,13 @@ def _execute(spec: StudySpec, todo: list[int], out: Path, jobs: int, executor: s
         except ImportError:
             raise PrunescaleError("--executor ray needs ray: pip install 'prunescale[ray]'") from None
         ray.init(ignore_reinit_error=True)
+        cpus = ray.cluster_resources().get("CPU", 0)
+        if threads > cpus:
+            raise PrunescaleError(f"each variant runs with {threads} CPU thread(s) but the Ray cluster has {cpus:g} "
+                                  "CPUs: set `threads:` in the study to at most that")
         gpus = 1 if spec.eval.device.startswith("cuda") or spec.device.startswith("cuda") else 0
-        task = ray.remote(num_gpus=gpus)(run_variant)
-        for messages in ray.get([task.remote(spec_dict, i, str(out)) for i in todo]):
+        task = ray.remote(num_cpus=threads, num_gpus=gpus)(run_variant)  # Ray reserves the threads it runs
+        for messages in ray.get([task.remote(spec_dict, i, str(out), threads) for i in todo]):
             for m in messages:
                 log(m)
         return
@@ -230,7 +257,7 @@ def _execute(spec: StudySpec, todo: list[int], out: Path, jobs: int, executor: s
         task_id = bar.add_task("study", total=len(todo))
         if jobs == 1:
             for i in todo:
-                for m in run_variant(spec_dict, i, str(out)):
+                for m in run_variant(spec_dict, i, str(out), threads):
                     log(m)
                 bar.advance(task_id)
         else:
@@ -238,7 +265,7 @@ def _execute(spec: StudySpec, todo: list[int], out: Path, jobs: int, executor: s
             from concurrent.futures import ProcessPoolExecutor, as_completed
 
             with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn")) as pool:
-                futures = [pool.submit(run_variant, spec_dict, i, str(out)) for i in todo]
+                futures = [pool.submit(run_variant, spec_dict, i, str(out), threads) for i in todo]
                 for fut in as_completed(futures):
                     for m in fut.result():
                         log(m)

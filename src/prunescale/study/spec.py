@@ -23,6 +23,7 @@ from prunescale.config import (
     Calibration,
     DType,
     EvalOptions,
+    OptionalPositive,
     Strict,
     StructuredOptions,
     UnstructuredOptions,
@@ -117,6 +118,7 @@ class StudySpec(Strict):
     dtype: DType = "auto"
     device: str = "cpu"
     calibration: Calibration = Calibration()
+    threads: OptionalPositive = None  # CPU threads per variant under every executor (None: the cores torch sees)
     tuning_split: str = "validation"  # where any tuned knob was chosen; reported, never the eval split
     include_dense: bool = True
     variants: list[Variant] = []

@@ -21,8 +21,10 @@ from prunescale.errors import PrunescaleError
 
 # Bump when a stage's code changes what it writes, so old folders are not reused.
 # prune 2: ShortGPT/angular as their references, AlphaPruning's x_min at the spectral peak, LayerIF's sign;
-# eval 2: literal boundary, model formats, cue-free grading; 3: pooled intervals in summary.json, Wait counts
-STAGE_VERSIONS = {"prune": 2, "eval": 3}
+# 3: OWL/DLP no longer change Wanda's regime, manifests record the regime and notices;
+# eval 2: literal boundary, model formats, cue-free grading; 3: pooled intervals in summary.json, Wait counts;
+# 4: summaries record notices, GSM8K's validation split carved from train
+STAGE_VERSIONS = {"prune": 3, "eval": 4}
 
 
 def stage_key(stage: str, inputs: dict) -> str:

@@ -126,7 +126,7 @@ def notice(fmt: ThinkFormat) -> str | None:
     """The one line a user of a model without thinking markers must see."""
     if fmt.marked:
         return None
-    return (f"note: this model has no thinking markers of its own; using {fmt.opener.strip()!r} / {fmt.closer!r} "
+    return (f"this model has no thinking markers of its own; using {fmt.opener.strip()!r} / {fmt.closer!r} "
             "as plain text (override with --think-open/--think-close)")
 
 

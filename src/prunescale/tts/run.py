@@ -112,8 +112,10 @@ def evaluate_run(spec: EvalSpec, model, tok, engine, log: Callable[[str], None] 
     items = load_benchmark(spec.benchmark, spec.split, spec.limit, spec.seeds[0])
     fmt = think_format(tok, spec.model, (spec.think_open, spec.think_close) if spec.think_open else None)
     check_markers(tok, fmt)
+    notices: list[str] = []  # what a user must see: logged now, kept in summary.json for the study report
     if (line := notice(fmt)) is not None:
-        log(line)
+        notices.append(line)
+        log(f"note: {line}")
     out, done = prepare_run_dir(spec)
     policy = Policy(spec.budgets, spec.wait, spec.min_budget, spec.answer_budget, spec.temperature, spec.top_p,
                     spec.top_k, spec.min_p)
@@ -178,13 +180,27 @@ def evaluate_run(spec: EvalSpec, model, tok, engine, log: Callable[[str], None] 
         "request_seed": "sha256(f'{seed}/{item_id}/{sample}')[:15] as an integer; round r: seed × 1000003 + r",
     }
     notes = list(getattr(engine, "notes", []))
-    for line in notes:
-        log(f"note: engine {engine.name}: {line}")
+    fresh = [f"engine {engine.name}: {line}" for line in notes] + grading_notices(summary, spec.grade_timeout)
+    for line in fresh:
+        log(f"note: {line}")
     summary["engine"] = {"name": engine.name, "notes": notes}
+    summary["notices"] = notices + fresh
     summary["environment"] = environment()
     tmp = out / (SUMMARY + ".tmp")
     tmp.write_text(json.dumps(summary, indent=1) + "\n")
     os.replace(tmp, out / SUMMARY)
+    return out
+
+
+def grading_notices(summary: dict, timeout: float) -> list[str]:
+    """Answers the grader could not judge (they count as wrong), by budget, said once per status."""
+    out = []
+    for key, what in (("timeout_rate", f"took longer than the grader's {timeout:g} s timeout"),
+                      ("grader_error_rate", "made Math-Verify raise (status grader_error)")):
+        hit = [(b["budget"], round(b[key] * b["samples"])) for b in summary["budgets"] if b[key] > 0]
+        if hit:
+            out.append(f"{sum(n for _, n in hit)} answer(s) {what} and count as wrong (budgets "
+                       f"{', '.join(str(b) for b, _ in hit)}; samples.jsonl has their status)")
     return out
 
 

@@ -2,8 +2,9 @@
 
 Each allocator returns an :class:`Allocation`: the per-module mapping the pruning engine consumes, the
 per-block values and scores for the manifest and the ``allocation`` command, and — for OWL and DLP — the
-dense input statistics they already measured, so the method that prunes next (Wanda, RIA, DSnoT) needs
-no second calibration pass.
+dense input statistics they measured, which the method that prunes next (Wanda, RIA) reads in the dense
+regime (``sequential`` off) instead of a second pass; in the sequential regime (the default) it
+calibrates on the pruned blocks' outputs as it does under every allocation.
 """
 
 from __future__ import annotations
@@ -205,8 +206,8 @@ def _dense_block_statistic(
 
 @allocator("owl", calibrated=True)
 def owl(ctx: AllocationContext) -> Allocation:
-    """OWL from one block-by-block pass of the dense model; keeps the statistics it measured (the method
-    then prunes with these dense-model statistics: no second pass)."""
+    """OWL from one block-by-block pass of the dense model; keeps the statistics it measured, which the
+    method reads in the dense regime only."""
     stats, forwards, ratios = _dense_block_statistic(ctx, lambda scores: outlier_ratio(scores, ctx.knobs.owl_m))
     per_block = owl_sparsities(ratios, ctx.target, ctx.knobs.owl_lambda, block_weights(ctx.model))
     if min(per_block) < 0 or max(per_block) > MAX_SPARSITY:
@@ -216,7 +217,7 @@ def owl(ctx: AllocationContext) -> Allocation:
 
 @allocator("dlp", calibrated=True)
 def dlp(ctx: AllocationContext) -> Allocation:
-    """DLP: the median Wanda score of each block (dense pass, shared with the method as OWL's) → S ± α."""
+    """DLP: the median Wanda score of each block (a dense pass, as OWL's) → S ± α."""
     stats, forwards, medians = _dense_block_statistic(ctx, median_score)
     per_block = dlp_sparsities(medians, ctx.target, ctx.knobs.dlp_alpha, block_weights(ctx.model))
     return _finish(ctx, per_block, scores={"median_score": medians}, input_stats=stats, block_forwards=forwards)
