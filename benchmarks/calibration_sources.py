@@ -6,6 +6,7 @@ dense model's own greedy traces on GSM8K train questions (`traces:gsm8k`); held-
 run; the last line is one JSON object.
 
     python benchmarks/calibration_sources.py [--items 200] [--budgets 0,128,256] [--out runs/calib-sources]
+    python benchmarks/calibration_sources.py --quick   # the same path on the tiny reasoner (tiny vs traces:tiny)
 """
 
 from __future__ import annotations
@@ -24,8 +25,15 @@ def main() -> None:
     ap.add_argument("--budgets", default="0,128,256")
     ap.add_argument("--nsamples", type=int, default=128)
     ap.add_argument("--seqlen", type=int, default=512)
+    ap.add_argument("--data", default="gsm8k", help="the text source and the benchmark (its traces: the other source)")
+    ap.add_argument("--answer-budget", type=int, default=32)
     ap.add_argument("--out", type=Path, default=Path("runs/calib-sources"))
+    ap.add_argument("--quick", action="store_true", help="the tiny reasoner, 8 × 64 tokens, 8 items (CI)")
     args = ap.parse_args()
+    if args.quick:
+        args.model, args.data, args.items, args.budgets, args.nsamples, args.seqlen = "tiny-reasoner", "tiny", 8, \
+            "0,24", 8, 64
+        args.answer_budget = 4
 
     from prunescale.api import evaluate, ppl, prune
     from prunescale.config import EvalSpec, PruneSpec
@@ -33,7 +41,7 @@ def main() -> None:
     log = lambda m: print(m, file=sys.stderr)  # noqa: E731
     models = {"dense": args.model}
     seconds = {}
-    for source in ("gsm8k", "traces:gsm8k"):
+    for source in (args.data, f"traces:{args.data}"):
         out = args.out / f"wanda50-{source.replace(':', '-')}"
         t0 = time.perf_counter()
         prune(PruneSpec(model=args.model, method="wanda", sparsity=0.5, out=out, overwrite=True,
@@ -44,18 +52,20 @@ def main() -> None:
     rows = {}
     budgets = [int(b) for b in args.budgets.split(",")]
     for name, model in models.items():
-        held = ppl(model, "gsm8k", args.seqlen, 64, split="test")
-        run = evaluate(EvalSpec(model=model, benchmark="gsm8k", limit=args.items, budgets=budgets, answer_budget=32,
-                                dtype="bf16", batch_size=32, out=args.out / f"eval-{name.replace(':', '-')}",
-                                overwrite=True), log=log, progress=False)
+        held = ppl(model, args.data, args.seqlen, 8 if args.quick else 64, split="test")
+        run = evaluate(EvalSpec(model=model, benchmark=args.data, limit=args.items, budgets=budgets,
+                                answer_budget=args.answer_budget, dtype="fp32" if args.quick else "bf16",
+                                batch_size=32, out=args.out / f"eval-{name.replace(':', '-')}", overwrite=True),
+                       log=log, progress=False)
         summary = json.loads((run / "summary.json").read_text())
-        rows[name] = {"gsm8k_test_ppl": round(held["perplexity"], 3),
+        rows[name] = {"test_ppl": round(held["perplexity"], 3),
                       "accuracy": {b["budget"]: [round(100 * b["accuracy"], 1), [round(100 * x, 1) for x in b["ci95"]]]
                                    for b in summary["budgets"]},
                       "no_answer": {b["budget"]: round(100 * b["no_answer_rate"], 1) for b in summary["budgets"]}}
         log(f"{name}: {rows[name]}")
-    print(json.dumps({"benchmark": "calibration_sources", "model": args.model, "calibration": f"{args.nsamples} x "
-                      f"{args.seqlen}", "prune_seconds": seconds, "items": args.items, "results": rows}))
+    print(json.dumps({"benchmark": "calibration_sources", "model": args.model, "data": args.data,
+                      "calibration": f"{args.nsamples} x {args.seqlen}", "prune_seconds": seconds, "items": args.items,
+                      "results": rows}))
 
 
 if __name__ == "__main__":

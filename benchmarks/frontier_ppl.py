@@ -10,6 +10,7 @@ model with the same calibration tokens and goes through the same audit as ``prun
 times are each run's pruning seconds (allocation included) on this machine, for ratios within the run.
 
     python benchmarks/frontier_ppl.py [--sparsities 0.5,0.7] [--only "wanda;ria per matrix"] [--out runs/f.json]
+    python benchmarks/frontier_ppl.py --quick   # every variant on the tiny reasoner, 8 × 64 tokens (CI)
 
 Prints a Markdown table on stderr and one JSON line on stdout.
 """
@@ -48,8 +49,13 @@ def main() -> None:
     ap.add_argument("--seqlen", type=int, default=512)
     ap.add_argument("--windows", type=int, default=64)
     ap.add_argument("--only", default=None, help="labels to run, separated by ';' (default: all)")
+    ap.add_argument("--data", default="gsm8k", help="calibration (train split) and held-out (test split) source")
     ap.add_argument("--out", type=Path, default=None, help="also write the JSON here (rewritten after each run)")
+    ap.add_argument("--quick", action="store_true", help="the tiny reasoner, 8 × 64 tokens, 50 %% only (CI)")
     args = ap.parse_args()
+    if args.quick:
+        args.model, args.data, args.sparsities, args.nsamples, args.seqlen, args.windows = \
+            "tiny-reasoner", "tiny", "0.5", 8, 64, 4
 
     import torch
 
@@ -63,9 +69,9 @@ def main() -> None:
 
     torch.manual_seed(0)
     lm = load_model(args.model, dtype="fp32")
-    calib = load_calibration("gsm8k", lm.tokenizer, args.nsamples, args.seqlen, 0, "train", lm.model,
+    calib = load_calibration(args.data, lm.tokenizer, args.nsamples, args.seqlen, 0, "train", lm.model,
                              model_name=args.model)
-    held = load_calibration("gsm8k", lm.tokenizer, args.windows, args.seqlen, 0, "test", lm.model, allow_test=True,
+    held = load_calibration(args.data, lm.tokenizer, args.windows, args.seqlen, 0, "test", lm.model, allow_test=True,
                             model_name=args.model)
     rows: list[dict] = [{"variant": "dense", "sparsity": 0.0, "perplexity": perplexity(lm.model, held.samples)[
         "perplexity"]}]
@@ -76,7 +82,7 @@ def main() -> None:
             if only and label not in only:
                 continue
             spec = PruneSpec(model=args.model, method=method, sparsity=s, allocation=allocation, out="unused",
-                             calibration={"source": "gsm8k", "nsamples": args.nsamples, "seqlen": args.seqlen},
+                             calibration={"source": args.data, "nsamples": args.nsamples, "seqlen": args.seqlen},
                              **options)
             model = copy.deepcopy(lm.model)
             t0 = time.perf_counter()
@@ -104,7 +110,7 @@ def main() -> None:
                  for s in sparsities]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     print("\n".join(lines), file=sys.stderr)
-    print(json.dumps({"benchmark": "frontier_ppl", "model": args.model, "calibration": f"gsm8k train "
+    print(json.dumps({"benchmark": "frontier_ppl", "model": args.model, "calibration": f"{args.data} train "
                       f"{args.nsamples} x {args.seqlen}", "heldout": held.spec, "rows": rows}))
 
 

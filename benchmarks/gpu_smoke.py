@@ -1,6 +1,7 @@
 """GPU smoke check: prune and sampled eval on CUDA, and CPU/CUDA agreement (≤ 8 min on one GPU).
 
     python benchmarks/gpu_smoke.py [--device cuda] [--out /tmp/gpu-smoke]
+    python benchmarks/gpu_smoke.py --device cpu --quick   # the same checks, 16 items, on the CPU (CI)
 
 1. The tiny reasoner: Wanda 20 % pruned on the device (realised sparsity asserted by the pruner), then a
    sampled eval (T = 1.0, top-p 0.95, two seeds, two samples) of the pruned folder on the device and on
@@ -28,11 +29,11 @@ import time
 from pathlib import Path
 
 
-def _eval(model: str, device: str, out: Path, seeds: list[int]) -> list[dict]:
+def _eval(model: str, device: str, out: Path, seeds: list[int], items: int) -> list[dict]:
     from prunescale.api import evaluate
     from prunescale.config import EvalSpec
 
-    spec = EvalSpec(model=model, benchmark="tiny", limit=100, budgets=[0, 12, 24, 48, 96], samples=2,
+    spec = EvalSpec(model=model, benchmark="tiny", limit=items, budgets=[0, 12, 24, 48, 96], samples=2,
                     temperature=1.0, top_p=0.95, seeds=seeds, answer_budget=4, dtype="fp32", device=device,
                     batch_size=64, out=out, overwrite=True)
     run = evaluate(spec, log=lambda m: print(m, file=sys.stderr), progress=False)
@@ -43,7 +44,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--quick", action="store_true", help="16 items instead of 100 (CI: --device cpu --quick)")
     args = ap.parse_args()
+    items = 16 if args.quick else 100
     import torch
 
     if args.device.startswith("cuda") and not torch.cuda.is_available():
@@ -55,7 +58,7 @@ def main() -> None:
 
     root = args.out or Path(tempfile.mkdtemp(prefix="gpu-smoke-"))
     root.mkdir(parents=True, exist_ok=True)
-    figures: dict = {"benchmark": "gpu_smoke", "device": args.device,
+    figures: dict = {"benchmark": "gpu_smoke", "device": args.device, "items": items,
                      "device_name": torch.cuda.get_device_name(0) if args.device.startswith("cuda") else "cpu",
                      "torch": torch.__version__}
     t0 = time.perf_counter()
@@ -67,10 +70,10 @@ def main() -> None:
     figures["realised_sparsity"] = manifest.get("realised_sparsity")
 
     t0 = time.perf_counter()
-    dev_rows = _eval(str(pruned), args.device, root / "eval-device", [7, 11])
+    dev_rows = _eval(str(pruned), args.device, root / "eval-device", [7, 11], items)
     figures["eval_device_seconds"] = round(time.perf_counter() - t0, 2)
     t0 = time.perf_counter()
-    cpu_rows = _eval(str(pruned), "cpu", root / "eval-cpu", [7, 11])
+    cpu_rows = _eval(str(pruned), "cpu", root / "eval-cpu", [7, 11], items)
     figures["eval_cpu_seconds"] = round(time.perf_counter() - t0, 2)
     key = lambda r: (r["item_id"], r["seed"], r["sample"], r["budget"])  # noqa: E731
     cpu_by = {key(r): r for r in cpu_rows}
@@ -88,8 +91,8 @@ def main() -> None:
     from prunescale.prune.allocation.registry import AllocationContext, allocate
 
     lm = load_model("tiny-reasoner")
-    data = tuple(load_calibration("tiny", lm.tokenizer, n, 128, 0, split, lm.model).samples
-                 for n, split in ((8, "train"), (4, "validation")))
+    sizes = ((2, "train"), (1, "validation")) if args.quick else ((8, "train"), (4, "validation"))
+    data = tuple(load_calibration("tiny", lm.tokenizer, n, 128, 0, split, lm.model).samples for n, split in sizes)
     t0 = time.perf_counter()  # the registered allocator (no cache), as a prune run calls it
     scores = {d: allocate("layerif", AllocationContext(lm.model, 0.5, (), d, influence_data=data)).scores["influence"]
               for d in (args.device, "cpu")}

@@ -12,6 +12,7 @@ tokens decoded at batch 8 (64-token prompts, 64 new tokens), fitted in the numbe
 per sequence is computed from the config. CPU only; the measured figures ride along in the JSON.
 
     python benchmarks/hardware.py [--shapes qwen3-8b,s1.1-7b] [--stages wanda,…] [--out runs/hardware]
+    python benchmarks/hardware.py --quick   # every stage and child on a 4-block, 128-wide model (CI)
 
 Prints a Markdown table on stderr and one JSON line on stdout.
 """
@@ -32,6 +33,9 @@ SHAPES = {
                      num_key_value_heads=8, head_dim=128, vocab_size=151936, layers=36, tie_word_embeddings=False),
     "s1.1-7b": dict(arch="qwen2", hidden_size=3584, intermediate_size=18944, num_attention_heads=28,
                     num_key_value_heads=4, vocab_size=152064, layers=28, tie_word_embeddings=False),
+    # --quick: the same stages and fits on a model small enough for CI (the tiny reasoner's tokenizer)
+    "mini": dict(arch="qwen3", hidden_size=128, intermediate_size=256, num_attention_heads=4, num_key_value_heads=2,
+                 head_dim=32, vocab_size=0, layers=4, tie_word_embeddings=False),
 }
 STAGES = ("wanda", "sparsegpt", "owl", "layerif", "scores", "generate")
 FULL_TOKENS = 128 * 2048
@@ -48,12 +52,20 @@ def build(shape: str, layers: int, folder: Path) -> Path:
     spec = dict(SHAPES[shape])
     arch = spec.pop("arch")
     spec.pop("layers")
+    if shape == "mini":
+        from prunescale.toy.tokenizer import build_tokenizer
+
+        tok = build_tokenizer()
+        spec["vocab_size"] = len(tok)
     cls, model_cls = (Qwen3Config, Qwen3ForCausalLM) if arch == "qwen3" else (Qwen2Config, Qwen2ForCausalLM)
     config = cls(num_hidden_layers=layers, max_position_embeddings=4096, dtype="bfloat16", **spec)
     torch.manual_seed(0)
     with torch.device("cpu"):
         model = model_cls(config).to(torch.bfloat16)
     model.save_pretrained(folder)
+    if shape == "mini":
+        tok.save_pretrained(folder)
+        return folder
     tok_source = load_model("smollm2-135m").ref  # a real tokenizer (its ids are inside these vocabularies)
     from prunescale.models.loader import materialise
 
@@ -61,7 +73,7 @@ def build(shape: str, layers: int, folder: Path) -> Path:
     return folder
 
 
-def child(stage: str, folder: str, n: int, seqlen: int) -> dict:
+def child(stage: str, folder: str, n: int, seqlen: int, data: str = "gsm8k") -> dict:
     """One stage in this process; returns its seconds and this process's peak RSS."""
     import torch
 
@@ -71,7 +83,7 @@ def child(stage: str, folder: str, n: int, seqlen: int) -> dict:
         """One short forward and an fp32 matmul before anything is timed: the first call of each kernel
         (oneDNN / AMX set-up, allocator growth) otherwise lands in the smallest run and skews every slope."""
         with torch.no_grad():
-            model(input_ids=torch.arange(100, 164)[None], use_cache=False)
+            model(input_ids=torch.arange(10, 74)[None], use_cache=False)
             x = torch.randn(1024, model.config.hidden_size)
             _ = x.T @ x
     from prunescale.api import _allocation_context
@@ -81,14 +93,14 @@ def child(stage: str, folder: str, n: int, seqlen: int) -> dict:
     from prunescale.prune.allocation.registry import allocate
     from prunescale.prune.unstructured import Pattern, prune_model, uniform
 
-    cal = {"source": "gsm8k", "nsamples": n, "seqlen": seqlen}
+    cal = {"source": data, "nsamples": n, "seqlen": seqlen}
     if stage in ("wanda", "sparsegpt", "owl", "layerif"):
         # only the stage's own computation is timed: loading a 2-3 GB folder varies by more than a block costs
-        extra = {"layerif_examples": n, "layerif_data": "gsm8k"} if stage == "layerif" else {}
+        extra = {"layerif_examples": n, "layerif_data": data} if stage == "layerif" else {}
         spec = AllocationSpec(model=folder, allocation="uniform" if stage in ("wanda", "sparsegpt") else stage,
                               sparsity=0.5, calibration=cal, **extra)
         lm = load_model(folder)
-        samples = load_calibration("gsm8k", lm.tokenizer, n, seqlen, model=lm.model).samples
+        samples = load_calibration(data, lm.tokenizer, n, seqlen, model=lm.model).samples
         ctx = _allocation_context(spec, lm, type("C", (), {"samples": samples})(), False)
         ctx.cache = None  # LayerIF's scores are cached by weights: a cached run would time nothing
         warm_up(lm.model)
@@ -101,7 +113,7 @@ def child(stage: str, folder: str, n: int, seqlen: int) -> dict:
         from prunescale.prune.structured.scores import boundary_cosines
 
         lm = load_model(folder)
-        samples = load_calibration("gsm8k", lm.tokenizer, n, seqlen, model=lm.model).samples
+        samples = load_calibration(data, lm.tokenizer, n, seqlen, model=lm.model).samples
         warm_up(lm.model)
         t0 = time.perf_counter()
         boundary_cosines(lm.model, samples, 1)
@@ -111,8 +123,8 @@ def child(stage: str, folder: str, n: int, seqlen: int) -> dict:
 
         lm = load_model(folder)
         engine = HFEngine(lm.model, 0, batch_size=8)
-        reqs = [Request(list(range(100 + k, 164 + k)), n) for k in range(8)]  # n new tokens each, batch 8
-        engine.generate([Request(list(range(100, 164)), 2)])  # warm-up
+        reqs = [Request(list(range(10 + k, 74 + k)), n) for k in range(8)]  # n new tokens each, batch 8
+        engine.generate([Request(list(range(10, 74)), 2)])  # warm-up
         t0 = time.perf_counter()
         engine.generate(reqs)
     seconds = time.perf_counter() - t0
@@ -132,10 +144,10 @@ def folder_bytes(folder: Path) -> int:
     return sum(f.stat().st_size for f in folder.glob("*.safetensors"))
 
 
-def run_child(stage: str, folder: Path, n: int, seqlen: int) -> dict:
+def run_child(stage: str, folder: Path, n: int, seqlen: int, data: str = "gsm8k") -> dict:
     warm(folder)
     done = subprocess.run([sys.executable, __file__, "--child", stage, "--folder", str(folder), "--n", str(n),
-                           "--seqlen", str(seqlen)], capture_output=True, text=True, timeout=3600)
+                           "--seqlen", str(seqlen), "--data", data], capture_output=True, text=True, timeout=3600)
     if done.returncode != 0:
         raise RuntimeError(done.stderr[-2000:])
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -192,9 +204,13 @@ def main() -> None:
     ap.add_argument("--shapes", default="qwen3-8b,s1.1-7b")
     ap.add_argument("--stages", default=",".join(STAGES))
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--data", default="gsm8k", help="calibration source of the stages")
+    ap.add_argument("--quick", action="store_true", help="the mini shape at 64 tokens on the tiny source (CI)")
     args = ap.parse_args()
+    if args.quick:
+        args.shapes, args.seqlen, args.data = "mini", 64, "tiny"
     if args.child:
-        print(json.dumps(child(args.child, args.folder, args.n, args.seqlen)))
+        print(json.dumps(child(args.child, args.folder, args.n, args.seqlen, args.data)))
         return
     root = args.out or Path(tempfile.mkdtemp(prefix="hardware-"))
     s = args.seqlen
@@ -209,7 +225,7 @@ def main() -> None:
         for stage in stages:
             if stage == "generate":  # n = new tokens per request (8 requests)
                 new = 64
-                g1, g2 = run_child(stage, folders[1], new, s), run_child(stage, folders[2], new, s)
+                g1, g2 = (run_child(stage, folders[L], new, s, args.data) for L in (1, 2))
                 per_layer = g2["seconds"] - g1["seconds"]
                 fixed = g1["seconds"] - per_layer
                 secs = (fixed + full_layers * per_layer) / (8 * new) * 1000
@@ -219,7 +235,7 @@ def main() -> None:
             else:
                 # calibration size: sequences of seqlen (LayerIF: training examples, half as many held out)
                 counts = {"sparsegpt": (2, 8), "layerif": (2, 6)}.get(stage, (2, 16))
-                runs = {(L, n): run_child(stage, folders[L], n, s) for L in (1, 2) for n in counts}
+                runs = {(L, n): run_child(stage, folders[L], n, s, args.data) for L in (1, 2) for n in counts}
                 full = 32 if stage == "layerif" else FULL_TOKENS // s
                 # hidden states of one sequence, bf16, an input and an output copy (LayerIF: one example at a time)
                 unit_mb = 0.0 if stage == "layerif" else 2 * s * SHAPES[shape]["hidden_size"] * 2 / 2**20

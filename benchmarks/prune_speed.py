@@ -13,6 +13,7 @@ same run, each in a fresh child process so its peak RSS is its own:
 
     python benchmarks/prune_speed.py [--model smollm2-135m] [--nsamples 128] [--seqlen 512] \\
         [--llmcompressor-python /path/to/venv/bin/python]
+    python benchmarks/prune_speed.py --quick   # the same children on the tiny reasoner, 8 × 64 tokens (CI)
 
 Ends with one JSON line.
 """
@@ -121,10 +122,16 @@ def main() -> None:
         "sparsegpt-nonseq (all Linears of a block from one pass, as llm-compressor does), ria, magnitude, and "
         "any of them +dsnot",
     )
+    ap.add_argument("--data", default="gsm8k", help="calibration source (its train split)")
+    ap.add_argument("--quick", action="store_true", help="the tiny reasoner, 8 × 64 tokens (CI)")
     args = ap.parse_args()
+    if args.quick:
+        args.model, args.data, args.nsamples, args.seqlen = "tiny-reasoner", "tiny", 8, 64
+    from prunescale.models.loader import materialise
+
     lm = load_model(args.model, dtype="fp32")  # converts a GGUF once; children load the HF folder
-    folder = lm.ref.location if lm.ref.kind == "folder" else str(Path(lm.model.name_or_path))
-    cal = load_calibration("gsm8k", lm.tokenizer, args.nsamples, args.seqlen, 0)
+    folder = str(materialise(lm.ref))
+    cal = load_calibration(args.data, lm.tokenizer, args.nsamples, args.seqlen, 0)
     del lm
     tmp = Path(tempfile.mkdtemp())
     ids = tmp / "ids.json"

@@ -6,6 +6,7 @@ budget curve, full-thinking accuracy, one forced "Wait", and the hard split. The
 identical accuracies, and the ratio sweep/literal is the speed figure.
 
     python benchmarks/tiny_reasoner.py [--model tiny-reasoner] [--items 500] [--write-behaviour]
+    python benchmarks/tiny_reasoner.py --quick   # 24 items of each kind (CI)
 
 Prints a readable summary on stderr and ends with one JSON line on stdout.
 """
@@ -57,7 +58,12 @@ def main() -> None:
     ap.add_argument("--literal-items", type=int, default=200)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--write-behaviour", action="store_true", help="save behaviour.json beside the weights")
+    ap.add_argument("--quick", action="store_true", help="24 items of each kind (CI)")
     args = ap.parse_args()
+    if args.quick:
+        if args.write_behaviour:
+            sys.exit("--quick measures too few items to write behaviour.json")
+        args.items = args.hard_items = args.literal_items = 24
     lm = load_model(args.model, dtype="fp32")
     log = lambda m: print(m, file=sys.stderr)  # noqa: E731
     result = measure(lm.model, lm.tokenizer, n=args.items, hard_n=args.hard_items, seed=args.seed, log=log)

@@ -115,3 +115,39 @@ eval: {{benchmarks: [tiny], limit: 4, budgets: [0, 6], answer_budget: 3}}
     assert runner.invoke(app, ["report", str(out)]).exit_code == 0
     section = _notices((out / "report.md").read_text())
     assert "stages ran in different environments" in section and "threads=7" in section
+
+
+def test_the_study_restores_the_callers_threads(tmp_path, model_dir):
+    import torch
+
+    before = torch.get_num_threads()
+    _study(tmp_path, f"""
+name: restore
+model: {model_dir}
+dtype: fp32
+threads: {1 if before > 1 else 2}
+variants: [{{name: m50, method: magnitude, sparsity: 0.5}}]
+eval: {{benchmarks: [tiny], limit: 2, budgets: [0], answer_budget: 2}}
+""")
+    assert torch.get_num_threads() == before
+
+
+def test_a_run_resumed_in_another_environment_says_so(tmp_path, model_dir):
+    from prunescale.api import evaluate
+    from prunescale.config import EvalSpec
+
+    spec = EvalSpec(model=str(model_dir), benchmark="tiny", limit=3, budgets=[0, 4], answer_budget=2, dtype="fp32",
+                    out=tmp_path / "ev")
+    run = evaluate(spec, log=lambda _m: None, progress=False)
+    assert json.loads((run / "summary.json").read_text())["notices"] == []
+    starts = run / "starts.jsonl"
+    first = json.loads(starts.read_text().splitlines()[0])
+    starts.write_text(json.dumps(first | {"threads": 64}) + "\n")  # as if it had started on another machine
+    lines = (run / "samples.jsonl").read_text().splitlines(keepends=True)
+    (run / "samples.jsonl").write_text("".join(lines[:2]))
+    (run / "summary.json").unlink()
+    seen: list[str] = []
+    evaluate(spec, log=seen.append, progress=False)
+    notices = json.loads((run / "summary.json").read_text())["notices"]
+    assert len(notices) == 1 and "resumed in another environment" in notices[0] and '"threads": 64' in notices[0]
+    assert any("resumed in another environment" in line for line in seen)

@@ -348,8 +348,8 @@ def test_study_eval_section_takes_the_sampling_knobs_and_markers(tmp_path, monke
                     "  think_open: '<|im_start|>think'\n  think_close: '<|im_start|>answer'\n")
     spec = load_spec(yaml)
     seen = []
-    monkeypatch.setattr(api, "evaluate", lambda es, **_: seen.append(es))
-    _evaluate(spec, "tiny-reasoner", DenseVariant(name="dense"), "tiny", tmp_path / "e", lambda _m: None)
+    monkeypatch.setattr(api, "evaluate_all", lambda specs, **_: seen.extend(specs))
+    _evaluate(spec, "tiny-reasoner", DenseVariant(name="dense"), [("tiny", tmp_path / "e")], lambda _m: None)
     (es,) = seen
     assert (es.top_k, es.min_p, es.top_p, es.temperature) == (20, 0.05, 0.95, 0.6)
     assert (es.think_open, es.think_close, es.label) == ("<|im_start|>think", "<|im_start|>answer", "dense")

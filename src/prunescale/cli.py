@@ -13,9 +13,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
+import click
 import typer
 from rich.console import Console
 from rich.table import Table
+from typer.core import TyperCommand
 
 from prunescale import __version__
 from prunescale.config import EvalSpec
@@ -30,6 +32,20 @@ app = typer.Typer(
 )
 out = Console()
 err = Console(stderr=True)
+
+
+class RegistryHelp(TyperCommand):
+    """A command whose help fills in the registries' lists (``@methods@`` …, :mod:`prunescale.catalogue`) when
+    it is shown, and only then: the registries import torch, which other invocations load when they need it."""
+
+    def format_help(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        from prunescale.catalogue import TOKEN, expand, lists
+
+        table = lists()
+        for param in self.params:
+            if isinstance(getattr(param, "help", None), str) and TOKEN.search(param.help):
+                param.help = expand(param.help, table)
+        super().format_help(ctx, formatter)
 
 
 def say(message: str) -> None:
@@ -80,7 +96,7 @@ def main(
     hf_logging.disable_progress_bar()  # our own progress bars say what is happening; theirs are noise here
 
 
-@app.command()
+@app.command(cls=RegistryHelp)
 @user_errors
 def models(
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list instead of a table.")] = False,
@@ -104,7 +120,7 @@ def models(
     out.print(table)
 
 
-@app.command()
+@app.command(cls=RegistryHelp)
 @user_errors
 def demo(
     out_dir: Annotated[Path, typer.Option("--out", help="Study folder.")] = Path("runs/demo"),
@@ -152,12 +168,12 @@ def _calibration(calib: str | None, nsamples: int | None, seqlen: int | None, se
     return given(source=calib, nsamples=nsamples, seqlen=seqlen, seed=seed)
 
 
-@app.command()
+@app.command(cls=RegistryHelp)
 @user_errors
 def prune(
     model: Annotated[str, opt("model", "--model", "-m")],
-    method: Annotated[str, typer.Option(help="Unstructured: magnitude | wanda | sparsegpt. Layer removal: shortgpt "
-                                        "| angular | reverse | random | layers | laco.")],
+    method: Annotated[str, typer.Option(help="Unstructured: @methods@; METHOD+REFINEMENT (@refinements@, e.g. "
+                                        "wanda+dsnot) refines its mask. Layer removal: @removal@.")],
     out_dir: Annotated[Path, typer.Option("--out", help="Output folder (a Hugging Face model folder).")],
     sparsity: Annotated[float | None, opt("sparsity")] = None,
     nm: Annotated[str | None, opt("nm", "--nm")] = None,
@@ -234,15 +250,15 @@ def prune(
     out.print(f"pruned model: {out_dir}")
 
 
-@app.command()
+@app.command(cls=RegistryHelp)
 @user_errors
 def ppl(
     model: Annotated[str, typer.Option("--model", "-m", help="Embedded name, HF folder, .gguf file or hub id.")],
-    data: Annotated[str | None, typer.Option(help="Text source: wikitext2, c4 (the papers' protocol on their test "
-                                             "split; or a local copy NAME:PATH), gsm8k, tiny, text:PATH, jsonl:PATH "
-                                             "(default: the model's embedded one).")] = None,
-    split: Annotated[str, typer.Option(help="train | validation | test (test: GSM8K's test file, a local file "
-                                      "whole).")] = "test",
+    data: Annotated[str | None, typer.Option(help="Text source: @sources@ (wikitext2 and c4 follow the papers' "
+                                             "protocol on their test split; default: the model's embedded "
+                                             "source).")] = None,
+    split: Annotated[str, typer.Option(help="train | validation | test (test: GSM8K's test file; a local file's "
+                                      "rows of that split, or the whole file where its rows name none).")] = "test",
     seqlen: Annotated[int | None, typer.Option(help="Tokens per window.")] = None,
     limit: Annotated[int | None, typer.Option(help="Number of windows (default: every window of the wikitext2 / c4 "
                                                "protocol, 64 for other sources).", min=1)] = None,
@@ -266,7 +282,7 @@ def ppl(
         out.print(f"perplexity {result['perplexity']:.4f} on {result['tokens']} tokens of {result['data']['source']}")
 
 
-@app.command()
+@app.command(cls=RegistryHelp)
 @user_errors
 def allocation(
     model: Annotated[str, opt("model", "--model", "-m")],
@@ -311,7 +327,7 @@ def allocation(
     out.print(f"parameter-weighted mean: {result['mean']:.4f}")
 
 
-@app.command("tune-allocation")
+@app.command("tune-allocation", cls=RegistryHelp)
 @user_errors
 def tune_allocation(
     model: Annotated[str, opt("model", "--model", "-m")],
@@ -362,7 +378,7 @@ def tune_allocation(
     out.print(f"best {result['best']} (perplexity {result['best_perplexity']:.4f}) → {out_dir / 'tuning.json'}")
 
 
-@app.command()
+@app.command(cls=RegistryHelp)
 @user_errors
 def benchmarks(
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list.")] = False,
@@ -395,7 +411,7 @@ def _int_list(text: str, what: str) -> list[int]:
         raise PrunescaleError(f"{what} must be comma-separated integers, got {text!r}") from None
 
 
-@app.command("eval")
+@app.command("eval", cls=RegistryHelp)
 @user_errors
 def eval_cmd(
     model: Annotated[str, opt("model", "--model", "-m")],
@@ -467,13 +483,13 @@ data_app = typer.Typer(help="Reference data: local copies of hub benchmarks and 
 app.add_typer(data_app, name="data")
 
 
-@data_app.command("fetch")
+@data_app.command("fetch", cls=RegistryHelp)
 @user_errors
 def data_fetch(
-    name: Annotated[str, typer.Argument(help="aime24 | amc23 | math500 | gpqa_diamond | gsm8k | c4 | wikitext2")],
+    name: Annotated[str, typer.Argument(help="@fetchable@")],
     out_dir: Annotated[Path, typer.Option("--out", help="JSONL file to write.")],
-    split: Annotated[str, typer.Option(help="Split to copy (benchmarks: test; corpora: train, validation or "
-                                       "test).")] = "test",
+    split: Annotated[str, typer.Option(help="Split to copy, written into every row (a benchmark's splits: "
+                                       "`prunescale benchmarks`; corpora: train, validation or test).")] = "test",
     seed: Annotated[int, typer.Option(help="Choice-shuffling seed of multiple-choice items (the eval's first "
                                       "seed).")] = 0,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing --out.")] = False,
@@ -491,14 +507,16 @@ def data_fetch(
     out.print(f"{result['rows']} rows of {result['documents']} → {result['out']}")
 
 
-@app.command()
+@app.command(cls=RegistryHelp)
 @user_errors
 def study(
     spec: Annotated[Path, typer.Argument(help="Study YAML (see examples/demo.yaml, examples/paper.yaml).")],
     out_dir: Annotated[Path | None, typer.Option("--out", help="Study folder (default runs/<name>).")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the expanded grid and what is cached.")] = False,
     jobs: Annotated[int, typer.Option(help="Variants run in parallel (local executor).")] = 1,
-    executor: Annotated[str, typer.Option(help="local | ray")] = "local",
+    executor: Annotated[str, typer.Option(help="local | ray (one task per variant on a Ray cluster)")] = "local",
+    ray_address: Annotated[str | None, typer.Option(help="Ray cluster to join, e.g. 10.0.0.1:6379 (default: "
+                                                    "RAY_ADDRESS, else a local Ray on this machine).")] = None,
 ) -> None:
     """Run a whole pruning × test-time-scaling study from one YAML, resumably, then write the report.
 
@@ -509,7 +527,8 @@ def study(
     """
     from prunescale.study.runner import run_study
 
-    folder, rows = run_study(spec, out_dir, dry_run=dry_run, jobs=jobs, executor=executor, log=say)
+    folder, rows = run_study(spec, out_dir, dry_run=dry_run, jobs=jobs, executor=executor, log=say,
+                             ray_address=ray_address)
     if dry_run:
         table = Table("variant", "kind", "benchmark", "pruned", "evaluated", title=f"{spec} → {folder}")
         for r in rows:
@@ -519,7 +538,7 @@ def study(
     out.print(f"results: {folder / 'results.csv'}\nreport: {folder / 'report.md'} and {folder / 'report.html'}")
 
 
-@app.command()
+@app.command(cls=RegistryHelp)
 @user_errors
 def report(
     folder: Annotated[Path, typer.Argument(help="A finished study folder.")],

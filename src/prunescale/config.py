@@ -137,20 +137,30 @@ def _changed(spec: BaseModel, names: set[str]) -> list[str]:
     return sorted(n for n in names if getattr(spec, n) != fields[n].default)
 
 
+NSAMPLES = {"prune": 128, "scores": 32}  # calibration sequences by purpose: pruning statistics, layer scores
+SEQLEN = {"tiny": 128, "other": 512}  # tokens per sequence: the tiny reasoner's short traces, any other source
+
+
 class Calibration(Strict):
     """Calibration data (a study's ``calibration:`` section; ``--calib/--nsamples/--seqlen/--seed``)."""
 
-    source: str | None = Field(None, description="Calibration source: tiny, gsm8k, text:PATH, jsonl:PATH, "
-                               "prompts:tiny, traces:tiny (default: the model's embedded source).")
-    nsamples: OptionalPositive = Field(None, description="Calibration sequences (default 128 for pruning "
-                                       "statistics, 32 for layer scores and allocation previews).")
+    source: str | None = Field(None, description="Calibration source: @sources@ (default: the model's embedded "
+                               "source).")
+    nsamples: OptionalPositive = Field(None, description=f"Calibration sequences (default {NSAMPLES['prune']} for "
+                                       f"pruning statistics, {NSAMPLES['scores']} for layer scores and allocation "
+                                       "previews).")
     seqlen: Annotated[int | None, _at_least(2)] = Field(
-        None, description="Tokens per calibration sequence (default 128 for the tiny reasoner's source, else 512).")
+        None, description=f"Tokens per calibration sequence (default {SEQLEN['tiny']} for the tiny reasoner's "
+        f"source, else {SEQLEN['other']}).")
     seed: int = Field(0, description="Seed for calibration sampling.")
 
     def samples(self, purpose: str) -> int:
         """The number of sequences: as given, else the default for ``purpose`` (prune | scores)."""
-        return self.nsamples or {"prune": 128, "scores": 32}[purpose]
+        return self.nsamples or NSAMPLES[purpose]
+
+    def length(self, source: str) -> int:
+        """Tokens per sequence: as given, else the default for ``source``."""
+        return self.seqlen or SEQLEN["tiny" if source.split(":")[-1] == "tiny" else "other"]
 
 
 class Device(Strict):
@@ -166,8 +176,7 @@ class Output(Strict):
 class AllocationOptions(Strict):
     """How a global sparsity S is spread over blocks, with every allocation's knobs."""
 
-    allocation: str = Field("uniform", description="Layer-wise allocation of S: uniform | owl | alpha | layerif "
-                            "| dlp | atp | file:PATH.")
+    allocation: str = Field("uniform", description="Layer-wise allocation of S: @allocations@.")
     owl_m: Annotated[float, _within("OWL's outlier threshold M", 0, low_open=True)] = Field(
         5.0, description="OWL: outlier threshold M (scores > M × mean).")
     owl_lambda: Annotated[float, _within("OWL's λ", 0, low_open=True)] = Field(
@@ -212,7 +221,7 @@ class UnstructuredOptions(AllocationOptions):
     """One unstructured pruning method and its settings (a study variant of this kind, minus its name)."""
 
     method: Annotated[str, _one_of("method", UNSTRUCTURED)] = Field(
-        description="magnitude | wanda | sparsegpt | ria; METHOD+dsnot refines its mask with DSnoT.")
+        description="@methods@; METHOD+REFINEMENT (@refinements@, e.g. wanda+dsnot) refines its mask.")
     refine: str | None = Field(
         None, description="Mask refinement after the method: dsnot (prune-and-grow without training).")
     sparsity: Annotated[float | None, _within("sparsity", 0, 1)] = Field(
@@ -453,7 +462,7 @@ class EvalSpec(EvalOptions, ModelInput, Output):
     """One evaluation: a model on a benchmark over budgets × seeds × samples."""
 
     overwrite: bool = Field(False, description="Replace a run folder holding a different run (the same run resumes).")
-    benchmark: str = Field(description="tiny | gsm8k | math500 | aime24 | amc23 | gpqa_diamond | jsonl:PATH.")
+    benchmark: str = Field(description="@benchmarks@.")
     label: str | None = Field(None, description="Variant name recorded in samples.jsonl.")
     grade_timeout: Annotated[float, _within("grade timeout", 0, low_open=True)] = Field(
         5.0, description="Seconds one answer's grading may take.")

@@ -17,7 +17,7 @@ A source is named by a string:
 
 Splits mean what they say, for every source (:mod:`prunescale.data.splits`): ``train``; ``validation``
 (also ``heldout``), never from test — a JSONL row's own ``split`` field, a generator's own disjoint split
-(``tiny``), or else carved from the train data by a hash of each row's question (or text); ``test``
+(``tiny``), or else carved from the train data by a hash of each row's document text; ``test``
 (GSM8K's test file, the generator's test split; a local file without ``split`` fields is, as a whole, its
 test split: the user's own held-out text). Only reporting (perplexity) reads ``test``: calibration,
 allocation tuning and LayerIF refuse it. The manifest records which documents a split really was
@@ -41,7 +41,15 @@ from pathlib import Path
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from prunescale.data.splits import CARVE, canonical_split, carve, declared_splits, row_key, rows_of_split
+from prunescale.data.splits import (
+    CARVE,
+    DOCUMENT_KEYS,
+    canonical_split,
+    carve,
+    declared_splits,
+    row_key,
+    rows_of_split,
+)
 from prunescale.errors import PrunescaleError
 from prunescale.models.registry import package_file
 
@@ -83,7 +91,7 @@ def _jsonl_documents(path: Path) -> list[dict]:
                 raise PrunescaleError(f"{path}:{i}: not valid JSON ({exc.msg})") from exc
             if not isinstance(row, dict):
                 raise PrunescaleError(f"{path}:{i}: expected a JSON object per line")
-            for keys in (("text",), ("question", "answer"), ("prompt", "response")):
+            for keys in DOCUMENT_KEYS:
                 if all(isinstance(row.get(k), str) for k in keys):
                     rows.append(row | {"_text": "\n".join(row[k] for k in keys)})
                     break
@@ -171,6 +179,7 @@ def windows(
 # -- C4 and WikiText-2: the corpora pruning papers calibrate on and report perplexity on ---------------------
 
 CORPORA = ("c4", "wikitext2")
+UNDECLARED = "no split recorded"  # a corpus copy from before `data fetch` wrote each row's split
 C4_VALIDATION_DOCS, C4_WINDOWS = 1100, 256  # the reference perplexity protocol on C4's validation shard
 
 
@@ -185,7 +194,7 @@ def corpus_texts(kind: str, split: str, location: str = "") -> tuple[list[str], 
         if declared_splits(rows, location):  # `prunescale data fetch` writes the split it copied
             rows = rows_of_split(rows, split, location)
             return [r["text"] for r in rows], f"local copy {location} (sha256 {digest}) of {kind}'s {split} split"
-        return [r["text"] for r in rows], (f"local copy {location} (sha256 {digest}) of {kind}, no split recorded; "
+        return [r["text"] for r in rows], (f"local copy {location} (sha256 {digest}) of {kind}, {UNDECLARED}; "
                                            f"used as its {split} split")
     from prunescale.data.hub import HUB, hub_rows
 
@@ -262,7 +271,7 @@ PROMPTS: dict[str, PromptsFn] = {}
 
 def _question_items(path: Path, split: str, n: int, seed: int, name: str, key: str = "question") -> list:
     """Questions of a JSONL file's split as benchmark items (their ``split`` field where the file gives one,
-    else carved from the file by the question, as every path carves it; test is the whole file)."""
+    else carved from the file by its document text, as every path carves it; test is the whole file)."""
     from prunescale.tts.benchmarks import Item
 
     rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
@@ -334,9 +343,13 @@ def check_source(source: str) -> None:
         if not Path(arg).expanduser().is_file():
             raise PrunescaleError(f"calibration file not found: {arg}")
     elif (kind not in DOCUMENTS and kind not in CORPORA) or arg:
-        known = ", ".join([*DOCUMENTS, *CORPORA, "text:PATH", "jsonl:PATH", "c4:PATH", "wikitext2:PATH",
-                           *(f"{k}:{n}" for k in ("prompts", "traces") for n in [*PROMPTS, "jsonl:PATH"])])
-        raise PrunescaleError(f"unknown calibration source {source!r}; use one of {known}")
+        raise PrunescaleError(f"unknown calibration source {source!r}; use one of {', '.join(known_sources())}")
+
+
+def known_sources() -> list[str]:
+    """Every source name this registry reads (plugins' included once loaded): what errors and help list."""
+    return [*DOCUMENTS, *CORPORA, "text:PATH", "jsonl:PATH", *(f"{c}:PATH" for c in CORPORA),
+            *(f"{k}:{n}" for k in ("prompts", "traces") for n in [*PROMPTS, "jsonl:PATH"])]
 
 
 def load_calibration(
@@ -373,6 +386,9 @@ def load_calibration(
             samples = self_traces(model, tok, prompts, seqlen)
     elif kind in CORPORA:
         texts, spec["split_documents"] = corpus_texts(kind, split, arg)
+        if UNDECLARED in spec["split_documents"]:
+            spec["notice"] = (f"{arg} records no split, so nothing shows it holds {kind}'s {split} split and not its "
+                              f"test split; fetch it again with `prunescale data fetch {kind} --split {split}`")
         sampler = c4_windows if kind == "c4" else wikitext_windows
         samples = sampler(texts, tok, nsamples, seqlen, seed)
         spec["sampler"] = "Wanda/SparseGPT's: " + ("a random document longer than seqlen, one random window"

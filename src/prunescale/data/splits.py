@@ -3,9 +3,10 @@
 ``train``, ``validation`` (also called ``heldout``) and ``test``. A source either says which split each of
 its rows belongs to (a ``split`` field per JSONL row; a generator's own disjoint splits), or validation is
 carved from its train data: a row is validation when sha256 of its *key* mod 10 is 0, and then it is not
-train. The key is the row's question (``question``, ``problem`` or ``prompt``) where it has one, else its
-text, so a GSM8K problem is in the same split whether it is read as a calibration document, as a prompt
-for self-generated traces or as an evaluation item. Validation is never carved from test.
+train. The key is the document a calibration source makes of the row (its text, or question and answer
+joined by a newline), or its question where it has nothing else, so a GSM8K problem is in the same split
+whether it is read as a calibration document, as a prompt for self-generated traces or as an evaluation
+item. Validation is never carved from test.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from prunescale.errors import PrunescaleError
 SPLITS = ("train", "validation", "test")
 ALIASES = {"heldout": "validation"}
 VALIDATION_SHARE = 10  # one row in ten (by a hash of its key) is validation, never train
-CARVE = f"one document in {VALIDATION_SHARE} by sha256 of its question (or text)"
+CARVE = f"one document in {VALIDATION_SHARE} by sha256 of its text"
 QUESTION_KEYS = ("question", "problem", "prompt")
 
 T = TypeVar("T")
@@ -37,12 +38,20 @@ def is_validation(key: str) -> bool:
     return int(hashlib.sha256(key.encode("utf-8")).hexdigest(), 16) % VALIDATION_SHARE == 0
 
 
+DOCUMENT_KEYS = (("text",), ("question", "answer"), ("prompt", "response"))
+
+
 def row_key(row: dict) -> str:
-    """The text a row is carved by: its question where it has one, else its text."""
+    """The text a row is carved by: the document a calibration source makes of it (``text``, else
+    question + answer, else prompt + response, joined by a newline), else its question alone (a file of
+    questions only), so one row is in one split whichever path reads it."""
+    for keys in DOCUMENT_KEYS:
+        if all(isinstance(row.get(k), str) for k in keys):
+            return "\n".join(row[k] for k in keys)
     for k in QUESTION_KEYS:
         if isinstance(row.get(k), str):
             return row[k]
-    return str(row.get("text", ""))
+    return ""
 
 
 def carve(rows: Sequence[T], split: str, key: Callable[[T], str] = str) -> list[T]:

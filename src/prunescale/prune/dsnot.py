@@ -15,12 +15,13 @@ weight is regrown and one kept weight is pruned, so the row's sparsity never cha
 As the reference code (zyxxmu/DSnoT, ``prune_DSnoT``): both candidate lists are sorted once and walked with
 pointers from their ends (no entry is visited twice), all rows move in parallel, the threshold is compared
 with the error in the reference's units — its input mean is a sum over one sequence's tokens, so its r is
-ours times the tokens per calibration sequence — and the defaults are 50 cycles and threshold 0.1.
-Where we depart: a row also stops when its next candidate no longer reduces |r| (a grow candidate that
-is not pruned or has the wrong sign, a prune candidate of the wrong sign) — the reference walks on into
-such entries, which happens only in tiny rows; the variance is the pooled variance over all calibration
-tokens (the reference averages per-sequence variances); and every Linear is refined (the reference's
-default skips the MLP).
+ours times the tokens per calibration sequence. Which Linears are refined, the number of cycles and the
+threshold are the caller's (``dsnot_skip``, ``dsnot_cycles``, ``dsnot_threshold`` in
+:class:`prunescale.config.UnstructuredOptions`, with the reference's defaults). Where we depart: a row
+also stops when its next candidate no longer reduces |r| (a grow candidate that is not pruned or has the
+wrong sign, a prune candidate of the wrong sign) — the reference walks on into such entries, which
+happens only in tiny rows; and the variance is the pooled variance over all calibration tokens (the
+reference averages per-sequence variances).
 """
 
 from __future__ import annotations

@@ -2,19 +2,19 @@
 
 arXiv 2604.25098 reports, without error bars: (a) removing layers collapses test-time scaling; (b)
 unstructured pruning at ≤ 20 % keeps dense test-time scaling (v1: "can improve"; v2, May 2026: "can
-retain"); (c) non-uniform allocation matters more at high sparsity. Here (a) compares each layer-removal
-variant's gain from the smallest to the largest budget with dense's, (b) is a non-inferiority test
-against dense with a stated margin, and (c) an interaction: how much the allocation's effect changes from
-the lowest to the highest sparsity, on the same items, with its own interval (never "significant here,
-not there"). Every interval comes from :func:`prunescale.stats.paired.paired_test` on per-item
-differences. The verdicts are adjusted together: each tested claim × benchmark is one of K tests at
-α/K (Bonferroni), so all verdicts hold jointly at 1 − α. Within a claim, a statement about *every*
-comparison (every layer-removal variant collapses, every low-sparsity variant is non-inferior, every
-interaction is negligible) is an intersection-union test: each interval at 1 − α/K, no further
-adjustment (Berger 1982); a statement about *some* comparison (one variant keeps its scaling, one is worse,
-one allocation's interaction is shown) adjusts over the claim's m comparisons, each at 1 − α/(K·m).
-Each claim is *held*, *not held* or *undecided* by a rule stated in advance (docs/METHODS.md), or *not
-tested* when the study has no variants for it. Per benchmark.
+retain"); (c) non-uniform allocation matters more at high sparsity. Here (a) tests each layer-removal
+variant's gain from the smallest to the largest budget against half of dense's gain on the same items,
+(b) is a non-inferiority test against dense with a stated margin, and (c) an interaction: how much larger
+the allocation's effect is at the highest sparsity than at the lowest, on the same items, with its own
+interval (never "significant here, not there"). Every interval comes from
+:func:`prunescale.stats.paired.paired_test` on per-item differences. The verdicts are adjusted together:
+each tested claim × benchmark is one of K tests at α/K (Bonferroni), so all verdicts hold jointly at
+1 − α. Within a claim, a statement about *every* comparison (every layer-removal variant collapses, every
+low-sparsity variant is non-inferior, every interaction is negligible) is an intersection-union test:
+each interval at 1 − α/K, no further adjustment (Berger 1982); a statement about *some* comparison (one
+variant keeps its scaling, one is worse, one allocation's interaction is shown) adjusts over the claim's m
+comparisons, each at 1 − α/(K·m). Each claim is *held*, *not held* or *undecided* by a rule stated in
+advance (docs/METHODS.md), or *not tested* when the study has no variants for it. Per benchmark.
 """
 
 from __future__ import annotations
@@ -142,10 +142,11 @@ def _at(level: float) -> str:
 
 def layer_removal_collapses(bench: str, variants: dict[str, dict], samples: dict, budgets: list[int],
                             family: Family) -> Verdict:
-    """(a) Held when every layer-removal variant keeps less than half of dense's gain from the smallest to
-    the largest budget with confidence (each interval of its gain minus dense's, at the claim's level, lies
-    below −½ of dense's gain); not held when one demonstrably keeps more than half (adjusted over the
-    variants); undecided otherwise."""
+    """(a) "Collapses" = keeps less than half of dense's gain from the smallest to the largest budget. Per
+    item, c_i = G_variant,i − ½·G_dense,i (G the item's gain; dense's gain is estimated on the same items,
+    so its error is in the test, not treated as known): held when every variant's interval of c lies
+    below 0 (at the claim's level); not held when one lies above 0 (adjusted over the variants); undecided
+    otherwise."""
     statement = "Removing layers collapses test-time scaling"
     structured = sorted(n for n, r in variants.items() if r["kind"] == "structured")
     dense = _dense(variants)
@@ -154,23 +155,25 @@ def layer_removal_collapses(bench: str, variants: dict[str, dict], samples: dict
                              "needs dense, a layer-removal variant and two budgets")
     lo, hi = budgets[0], budgets[-1]
     g_dense = _gain(samples[(dense, bench)], lo, hi)
-    dense_gain = sum(g_dense.values()) / max(1, len(g_dense))
+    dense_gain = _mean(g_dense)
     if dense_gain <= 0:
         return lambda: Claim("a", statement, bench, "undecided", f"dense itself does not gain from B={lo} to "
                              f"B={hi} ({_pts(dense_gain)} points): nothing to collapse")
     claim = family.claim()
-    tests = {v: claim.add(_gain(samples[(v, bench)], lo, hi), g_dense, bound=2.0) for v in structured}
+    half = {i: 0.5 * g for i, g in g_dense.items()}
+    tests = {v: (claim.add(gain, half, bound=1.5), _mean(gain))
+             for v in structured for gain in [_gain(samples[(v, bench)], lo, hi)]}
 
     def verdict() -> Claim:
-        collapsed = all(c.every.high < -0.5 * dense_gain for c in tests.values())
-        kept = any(c.some.low > -0.5 * dense_gain for c in tests.values())
+        collapsed = all(c.every.high < 0 for c, _ in tests.values())
+        kept = any(c.some.low > 0 for c, _ in tests.values())
         v = "held" if collapsed else "not held" if kept else "undecided"
         shown = "some" if v == "not held" else "every"
         level = claim.level_some if shown == "some" else claim.level_every
-        parts = [f"{name}: gain {_pts(dense_gain + getattr(c, shown).delta)} vs dense {_pts(dense_gain)} "
-                 f"(Δ {_pts(getattr(c, shown).delta)} {_ci(getattr(c, shown))})" for name, c in tests.items()]
-        return Claim("a", statement, bench, v, f"points from B={lo} to B={hi}, {_at(level)}; " + "; ".join(parts),
-                     level)
+        parts = [f"{name}: gain {_pts(gain)}, minus half of dense's {_pts(getattr(c, shown).delta)} "
+                 f"{_ci(getattr(c, shown))}" for name, (c, gain) in tests.items()]
+        return Claim("a", statement, bench, v, f"points from B={lo} to B={hi}, dense gains {_pts(dense_gain)}, "
+                     f"{_at(level)}; " + "; ".join(parts), level)
 
     return verdict
 
@@ -213,25 +216,29 @@ def low_sparsity_retains_tts(bench: str, variants: dict[str, dict], samples: dic
 
 def allocation_matters_more_at_high_sparsity(bench: str, variants: dict[str, dict], samples: dict,
                                              budgets: list[int], family: Family) -> Verdict:
-    """(c) The interaction at the largest budget: for a non-uniform allocation A of one method and regime,
-    per item D = (A − uniform) at the highest sparsity − (A − uniform) at the lowest, paired on the same
-    items. Held when for some allocation D's interval excludes 0 in the direction of A's effect at the high
-    sparsity and that effect is the larger of the two (adjusted over the claim's comparisons); not held when
-    every D's interval lies within ±margin (each at the claim's level); undecided otherwise. A variant is
-    compared only with a uniform variant of its own method, sparsity (to the percent) and regime; N:M
-    patterns are no allocation."""
+    """(c) An interaction at the largest budget. For a non-uniform allocation A of one method and regime,
+    the effect e = A − uniform per item at the lowest and the highest sparsity where both exist, and the
+    size contrast per item c_i = s_hi·e_hi,i − s_lo·e_lo,i (s the sign of each mean effect, so c estimates
+    |ē_hi| − |ē_lo|: how much larger A's effect is at high sparsity, whichever way it points), paired on
+    the same items. Held when some contrast's interval lies above 0 (adjusted over the claim's
+    comparisons); not held when every contrast's interval lies below the margin (each at the claim's
+    level: the effect grows by less than δ); undecided otherwise. A variant is compared only with a uniform
+    variant of its own method, regime and sparsity (to the percent) and with the same allocation (its
+    whole name) at the other sparsity; where that pairing is missing or ambiguous (several candidates), or
+    the sparsity is neither the lowest nor the highest, the evidence names it. N:M patterns are no
+    allocation."""
     statement = "Non-uniform allocation matters more at high sparsity (interaction)"
     if not budgets:
         return lambda: Claim("c", statement, bench, "not tested", "no budgets")
     top = budgets[-1]
-    # (method, regime) → sparsity → allocation → variant names
+    # (method, regime) → sparsity → allocation (whole name, file path included) → variant names
     groups: dict[tuple[str, str], dict[float, dict[str, list[str]]]] = defaultdict(
         lambda: defaultdict(lambda: defaultdict(list)))
     for name, r in variants.items():
         if r["kind"] == "unstructured" and r["allocation"] not in ("", "n:m"):
             key = (r["method"], r.get("regime", ""))
-            groups[key][round(r["target_sparsity"], 2)][r["allocation"].split(":")[0]].append(name)
-    means = {}
+            groups[key][round(r["target_sparsity"], 2)][r["allocation"]].append(name)
+    means: dict[str, dict[str, float]] = {}
 
     def acc(v: str) -> dict[str, float]:
         if v not in means:
@@ -240,36 +247,43 @@ def allocation_matters_more_at_high_sparsity(bench: str, variants: dict[str, dic
 
     claim = family.claim()
     tests: list[Interaction] = []
-    uncompared: set[str] = set()
+    compared: set[str] = set()
     for (method, _regime), by_level in groups.items():
-        allocations = {a for levels in by_level.values() for a in levels if a != "uniform"}
-        for alloc in sorted(allocations):
-            uncompared |= {v for by in by_level.values() if "uniform" not in by for v in by.get(alloc, [])}
+        for alloc in sorted({a for by in by_level.values() for a in by if a != "uniform"}):
             levels = sorted(s for s, by in by_level.items() if alloc in by and "uniform" in by)
             if len(levels) < 2:
                 continue
             lo, hi = levels[0], levels[-1]
-            ul, uh = by_level[lo]["uniform"][0], by_level[hi]["uniform"][0]
-            single = len(by_level[hi][alloc]) == len(by_level[lo][alloc]) == 1
-            for vh in by_level[hi][alloc]:
-                for vl in by_level[lo][alloc]:
-                    eff_hi, eff_lo = _minus(acc(vh), acc(uh)), _minus(acc(vl), acc(ul))
-                    tests.append(Interaction(f"{method} {alloc}" if single else f"{vh} vs {vl}", lo, hi,
-                                             claim.add(eff_hi, eff_lo, bound=2.0), _mean(eff_hi), _mean(eff_lo)))
-    note = (f"; not compared (no uniform variant of the same method, sparsity and regime): "
-            f"{', '.join(sorted(uncompared))}" if uncompared else "")
+            pair = [by_level[s][a] for s in (lo, hi) for a in (alloc, "uniform")]
+            if any(len(names) != 1 for names in pair):
+                continue  # several variants of one allocation at one sparsity (other knobs): no guess
+            (vl,), (ul,), (vh,), (uh,) = pair
+            e_lo, e_hi = _minus(acc(vl), acc(ul)), _minus(acc(vh), acc(uh))
+            m_lo, m_hi = _mean(e_lo), _mean(e_hi)
+            s_hi = 1.0 if m_hi >= 0 else -1.0
+            s_lo = s_hi if m_lo == 0 else (1.0 if m_lo > 0 else -1.0)
+            size = {i: s_hi * e_hi[i] - s_lo * e_lo[i] for i in e_hi if i in e_lo}
+            tests.append(Interaction(f"{method} {alloc}", lo, hi, claim.add(size, {i: 0.0 for i in size}, bound=2.0),
+                                     m_hi, m_lo))
+            compared |= {vl, vh}
+    left = sorted(n for by_level in groups.values() for by in by_level.values() for a, names in by.items()
+                  if a != "uniform" for n in names if n not in compared)
+    note = (f"; not compared (no single uniform variant of the same method, regime and sparsity, no single "
+            f"variant of the same allocation at the lowest and highest sparsity, or a middle sparsity): "
+            f"{', '.join(left)}" if left else "")
     if not tests:
         return lambda: Claim("c", statement, bench, "not tested", "needs uniform and another allocation of one "
                              "method and regime at two or more sparsities" + note)
 
     def verdict() -> Claim:
-        held = any(t.shown() for t in tests)
-        negligible = all(t.test.every.low > -MARGIN and t.test.every.high < MARGIN for t in tests)
+        held = any(t.test.some.low > 0 for t in tests)
+        negligible = all(t.test.every.high < MARGIN for t in tests)
         v = "held" if held else "not held" if negligible else "undecided"
         shown = "every" if v == "not held" else "some"
         level = claim.level_every if shown == "every" else claim.level_some
         parts = [f"{t.label}: vs uniform {_pts(t.effect_lo)} at {t.lo:.0%}, {_pts(t.effect_hi)} at {t.hi:.0%}; "
-                 f"interaction {_pts(getattr(t.test, shown).delta)} {_ci(getattr(t.test, shown))}" for t in tests]
+                 f"larger at high sparsity by {_pts(getattr(t.test, shown).delta)} {_ci(getattr(t.test, shown))}"
+                 for t in tests]
         return Claim("c", statement, bench, v, f"points at B={top}, {_at(level)}; " + "; ".join(parts) + note,
                      level)
 
@@ -278,7 +292,7 @@ def allocation_matters_more_at_high_sparsity(bench: str, variants: dict[str, dic
 
 @dataclass
 class Interaction:
-    """(allocation − uniform) at the high sparsity minus the same at the low one, per item."""
+    """One allocation's size contrast: |effect| at the high sparsity minus |effect| at the low one."""
 
     label: str
     lo: float
@@ -286,15 +300,6 @@ class Interaction:
     test: Comparison
     effect_hi: float  # mean of (allocation − uniform) at hi
     effect_lo: float
-
-    def shown(self) -> bool:
-        """The interval (adjusted over the claim's comparisons) excludes 0 in the direction of the effect at
-        the high sparsity, and that effect is the larger of the two (a large opposite effect at the low
-        sparsity is not "matters more at high")."""
-        r = self.test.some
-        assert r is not None
-        towards = r.low > 0 if self.effect_hi >= 0 else r.high < 0
-        return towards and abs(self.effect_hi) > abs(self.effect_lo)
 
 
 def _mean(x: dict[str, float]) -> float:

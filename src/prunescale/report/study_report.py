@@ -213,11 +213,12 @@ def _claims_section(rows: list[dict], samples: dict) -> Section:
     k = claims[0].tests if claims else 0
     return Section(
         "Claims of the reference study, on this run",
-        "(a) removing layers collapses test-time scaling: each layer-removal variant's gain from the smallest to "
-        "the largest budget against dense's; (b) unstructured pruning at ≤ 20 % retains dense test-time scaling "
-        f"(the reference's v2 wording): non-inferiority to dense at every budget, margin {100 * MARGIN:.0f} "
-        "points; (c) non-uniform allocation matters more at high sparsity: the interaction, (allocation − "
-        "uniform) at the highest sparsity minus the same at the lowest, on the same items. The verdicts hold "
+        "(a) removing layers collapses test-time scaling: each layer-removal variant keeps less than half of "
+        "dense's gain from the smallest to the largest budget (its gain minus half of dense's, per item); (b) "
+        "unstructured pruning at ≤ 20 % retains dense test-time scaling (the reference's v2 wording): "
+        f"non-inferiority to dense at every budget, margin {100 * MARGIN:.0f} points; (c) non-uniform allocation "
+        "matters more at high sparsity: an interaction, how much larger the allocation's effect against uniform "
+        "is at the highest sparsity than at the lowest, on the same items. The verdicts hold "
         f"together at {100 * (1 - ALPHA):.0f} %: each of the {k} tested claim(s) is a test at {ALPHA:g}/{max(1, k)} "
         "(Bonferroni); a statement about every comparison of a claim uses each interval at that level (an "
         "intersection-union test), one about some comparison adjusts over the claim's comparisons; each row "

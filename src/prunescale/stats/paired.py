@@ -11,8 +11,8 @@ two-sided p-value of t = centre/se both use Student's t with n − 1 degrees of 
 differences (a gain between budgets, an interaction) range over [−2, 2]; the same pseudo-items serve.
 
 Why this one: a plain t interval claims certainty when no item differs (zero spread), and a permutation
-p-value beside it disagreed with it at the edge. The pseudo-items keep the interval about 2.8/n wide
-when nothing differs (the rule of three: 2.2 points on 128 items), the p-value comes from the very same
+p-value beside it disagreed with it at the edge. The pseudo-items keep the interval's half-width about
+2.8/n when nothing differs (the rule of three: 2.2 points on 128 items), the p-value comes from the very same
 statistic, and the simulated coverage stays at or above nominal where rare discordance makes Agresti and
 Min's half-cell version dip to 92 % (``tests/test_stats.py``).
 """

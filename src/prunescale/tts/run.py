@@ -26,7 +26,7 @@ from prunescale.tts.kinds import Kind, kind_of
 from prunescale.tts.metrics import cov_at_k, maj_at_k, pass_at_k
 from prunescale.tts.prompting import check_markers, encode_prompt, notice, render, think_format
 
-SAMPLES, SUMMARY, SPEC = "samples.jsonl", "summary.json", "spec.json"
+SAMPLES, SUMMARY, SPEC, STARTS = "samples.jsonl", "summary.json", "spec.json", "starts.jsonl"
 PROTOCOL = 3  # bump when what a sample means changes (2: literal boundary, per-family formats, cue-free grading;
 # 3: a Wait round counts once its "Wait" is kept, grader_error status)
 NOT_IN_KEY = ("out", "overwrite")  # where a run is written and whether to replace it; everything else may change a
@@ -79,6 +79,8 @@ def prepare_run_dir(spec: EvalSpec) -> tuple[Path, set[tuple]]:
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / SPEC).write_text(json.dumps({"key": key, **json.loads(spec.model_dump_json())}, indent=1) + "\n")
+    with (out / STARTS).open("a", encoding="utf-8") as fh:  # every start's environment: a resume may differ
+        fh.write(json.dumps(_numerics(environment())) + "\n")
     rows = read_samples(out / SAMPLES)
     per_group: dict[tuple, int] = defaultdict(int)
     for r in rows:
@@ -90,6 +92,24 @@ def prepare_run_dir(spec: EvalSpec) -> tuple[Path, set[tuple]]:
         tmp.write_text("".join(json.dumps(r) + "\n" for r in keep))
         os.replace(tmp, out / SAMPLES)
     return out, done
+
+
+def _numerics(env: dict) -> dict:
+    """What of an environment can change a sample: threads, device and the packages that compute."""
+    packages = env.get("packages") or {}
+    return {"threads": env.get("threads"), "device": env.get("device"), "torch": env.get("torch"),
+            **{k: packages.get(k) for k in ("transformers", "vllm", "math-verify")}}
+
+
+def resume_notices(out: Path) -> list[str]:
+    """A run resumed in another environment than it started in: its samples mix the two."""
+    path = Path(out) / STARTS
+    starts = [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+    distinct = list(dict.fromkeys(json.dumps(s, sort_keys=True) for s in starts))
+    if len(distinct) < 2:
+        return []
+    return [f"this run was resumed in another environment than it started in ({'; '.join(distinct)}): its "
+            "samples mix them, and float sums (traces) may differ between the parts"]
 
 
 def _chunks(work: list, size: int) -> Iterator[list]:
@@ -180,7 +200,8 @@ def evaluate_run(spec: EvalSpec, model, tok, engine, log: Callable[[str], None] 
         "request_seed": "sha256(f'{seed}/{item_id}/{sample}')[:15] as an integer; round r: seed × 1000003 + r",
     }
     notes = list(getattr(engine, "notes", []))
-    fresh = [f"engine {engine.name}: {line}" for line in notes] + grading_notices(summary, spec.grade_timeout)
+    fresh = ([f"engine {engine.name}: {line}" for line in notes] + grading_notices(summary, spec.grade_timeout)
+             + resume_notices(out))
     for line in fresh:
         log(f"note: {line}")
     summary["engine"] = {"name": engine.name, "notes": notes}
