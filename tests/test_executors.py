@@ -29,9 +29,9 @@ eval: {benchmarks: [tiny], limit: 16, budgets: [0, 24, 48], answer_budget: 4, ba
 """
 
 
-def _run(tmp_path: Path, name: str, **kw) -> Path:
+def _run(tmp_path: Path, name: str, text: str = SPEC, **kw) -> Path:
     spec = tmp_path / "s.yaml"
-    spec.write_text(SPEC)  # the study's threads (1) fit every node of a test cluster
+    spec.write_text(text)  # the study's threads (1) fit every node of a test cluster
     out, _ = run_study(spec, tmp_path / name, log=lambda _m: None, **kw)
     return out
 
@@ -69,7 +69,8 @@ def test_a_two_node_ray_cluster_runs_a_study_to_the_end(tmp_path):
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
     cluster.add_node(num_cpus=1)
     try:
-        out = _run(tmp_path, "two-nodes", executor="ray", ray_address=cluster.address)
+        small = SPEC.replace("limit: 16, budgets: [0, 24, 48]", "limit: 6, budgets: [0, 24, 48]")
+        out = _run(tmp_path, "two-nodes", small, executor="ray", ray_address=cluster.address)
         assert len(ray.nodes()) == 2
     finally:
         ray.shutdown()

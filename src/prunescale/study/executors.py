@@ -96,7 +96,8 @@ def ray_address(address: str | None) -> str | None:
 
 def run_ray(work: Work, spec_dict: dict, todo: list[int], names: list[str], out: Path, threads: int, gpus: int,
             address: str | None, log: Callable[[str], None], advance: Callable[[], None]) -> list[Failure]:
-    """One task per variant (``num_cpus`` = the study's threads, one GPU each when the study runs on CUDA)."""
+    """One task per variant: ``num_cpus`` = the study's threads and, when the study runs on CUDA, ``gpus``
+    GPUs (one; vLLM's tensor-parallel size where it shards a model over several)."""
     try:
         import ray
     except ImportError:
@@ -108,10 +109,10 @@ def run_ray(work: Work, spec_dict: dict, todo: list[int], names: list[str], out:
     if threads > most:  # a task that asks for more CPUs than any node has would wait for ever
         raise PrunescaleError(f"each variant runs with {threads} CPU thread(s) but the largest Ray node has {most:g} "
                               "CPUs: set `threads:` in the study to at most that")
-    if gpus and not any(n["Resources"].get("GPU", 0) for n in nodes):
-        raise PrunescaleError("the study runs on CUDA but no Ray node has a GPU")
+    if gpus and not any(n["Resources"].get("GPU", 0) >= gpus for n in nodes):
+        raise PrunescaleError(f"each variant needs {gpus} GPU(s) on one node and no Ray node has that many")
     log(f"ray: {len(nodes)} node(s) at {address or 'a local cluster'}; one task per variant, {threads} CPU(s)"
-        + (", 1 GPU" if gpus else "") + " each")
+        + (f", {gpus} GPU(s)" if gpus else "") + " each")
     token = write_token(out)
     task = ray.remote(num_cpus=threads, num_gpus=gpus, max_retries=0)(work)
     pending = {task.remote(spec_dict, i, str(out), threads, token): i for i in todo}

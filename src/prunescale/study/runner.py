@@ -251,7 +251,8 @@ def _execute(spec: StudySpec, todo: list[int], out: Path, jobs: int, executor: s
     spec_dict = spec.model_dump()
     names = [v.name for v in expand(spec)]
     if executor == "ray":
-        gpus = 1 if spec.eval.device.startswith("cuda") or spec.device.startswith("cuda") else 0
+        cuda = spec.eval.device.startswith("cuda") or spec.device.startswith("cuda")
+        gpus = (spec.eval.tensor_parallel_size if spec.eval.engine == "vllm" else 1) if cuda else 0
         return run_ray(run_variant, spec_dict, todo, names, out, threads, gpus, ray_address, log, lambda: None)
     with progress_bar("study", "variants") as bar:
         task_id = bar.add_task("study", total=len(todo))
