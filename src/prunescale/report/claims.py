@@ -170,10 +170,10 @@ def layer_removal_collapses(bench: str, variants: dict[str, dict], samples: dict
         v = "held" if collapsed else "not held" if kept else "undecided"
         shown = "some" if v == "not held" else "every"
         level = claim.level_some if shown == "some" else claim.level_every
-        parts = [f"{name}: gain {_pts(gain)}, minus half of dense's {_pts(getattr(c, shown).delta)} "
+        parts = [f"{name}: gain {_pts(gain)}, minus half of dense's: {_pts(getattr(c, shown).delta)} "
                  f"{_ci(getattr(c, shown))}" for name, (c, gain) in tests.items()]
-        return Claim("a", statement, bench, v, f"points from B={lo} to B={hi}, dense gains {_pts(dense_gain)}, "
-                     f"{_at(level)}; " + "; ".join(parts), level)
+        return Claim("a", statement, bench, v, f"points from B={lo} to B={hi}, dense gains {_pts(dense_gain)} "
+                     f"(half: {_pts(dense_gain / 2)}), {_at(level)}; " + "; ".join(parts), level)
 
     return verdict
 
@@ -268,9 +268,9 @@ def allocation_matters_more_at_high_sparsity(bench: str, variants: dict[str, dic
             compared |= {vl, vh}
     left = sorted(n for by_level in groups.values() for by in by_level.values() for a, names in by.items()
                   if a != "uniform" for n in names if n not in compared)
-    note = (f"; not compared (no single uniform variant of the same method, regime and sparsity, no single "
-            f"variant of the same allocation at the lowest and highest sparsity, or a middle sparsity): "
-            f"{', '.join(left)}" if left else "")
+    note = (f"; not compared: {', '.join(left)} (a middle sparsity, or no single uniform variant of the same "
+            "method, regime and sparsity, or no single variant of the same allocation at the lowest and highest "
+            "sparsity)" if left else "")
     if not tests:
         return lambda: Claim("c", statement, bench, "not tested", "needs uniform and another allocation of one "
                              "method and regime at two or more sparsities" + note)
