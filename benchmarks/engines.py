@@ -99,8 +99,9 @@ def main() -> None:
         args.model, args.benchmark, args.items, args.budgets, args.answer_budget, args.dtype, args.batch_size = \
             "tiny-reasoner", "tiny", 8, "0,24", 4, "fp32", 8
     args.budgets = [int(b) for b in str(args.budgets).split(",")]
-    if args.child:
-        print(json.dumps(child(args.child, args, args.out)))
+    if args.child:  # the result goes to a file: vLLM writes its own logs to stdout
+        result = child(args.child, args, args.out)
+        (args.out.parent / f"{args.child}.json").write_text(json.dumps(result))
         return
     root = Path(tempfile.mkdtemp(prefix="engines-"))
     results = {}
@@ -112,7 +113,7 @@ def main() -> None:
         done = subprocess.run(cmd, capture_output=True, text=True)
         if done.returncode:
             sys.exit(f"engine {engine} failed:\n{done.stderr[-3000:]}")
-        results[engine] = json.loads(done.stdout.strip().splitlines()[-1])
+        results[engine] = json.loads((root / f"{engine}.json").read_text())
         r = results[engine]
         print(f"{engine}: {r['tokens_per_s']} useful tok/s ({r['useful_tokens']} tokens in {r['eval_seconds']} s; "
               f"load {r['load_seconds']} s)", file=sys.stderr)
