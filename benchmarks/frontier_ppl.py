@@ -59,6 +59,7 @@ def main() -> None:
 
     import torch
 
+    from prunescale import plugins
     from prunescale.api import _allocation_context, _method_kwargs
     from prunescale.config import PruneSpec
     from prunescale.data.calibration import load_calibration
@@ -67,6 +68,7 @@ def main() -> None:
     from prunescale.prune.allocation.registry import allocate
     from prunescale.prune.unstructured import Pattern, prune_model
 
+    plugins.load()  # the tiny reasoner's source is a plugin's
     torch.manual_seed(0)
     lm = load_model(args.model, dtype="fp32")
     calib = load_calibration(args.data, lm.tokenizer, args.nsamples, args.seqlen, 0, "train", lm.model,

@@ -12,7 +12,7 @@ tokens decoded at batch 8 (64-token prompts, 64 new tokens), fitted in the numbe
 per sequence is computed from the config. CPU only; the measured figures ride along in the JSON.
 
     python benchmarks/hardware.py [--shapes qwen3-8b,s1.1-7b] [--stages wanda,…] [--out runs/hardware]
-    python benchmarks/hardware.py --quick   # every stage and child on a 4-block, 128-wide model (CI)
+    python benchmarks/hardware.py --quick   # wanda, owl and generate on a 4-block, 128-wide model (CI)
 
 Prints a Markdown table on stderr and one JSON line on stdout.
 """
@@ -83,9 +83,10 @@ def child(stage: str, folder: str, n: int, seqlen: int, data: str = "gsm8k") -> 
         """One short forward and an fp32 matmul before anything is timed: the first call of each kernel
         (oneDNN / AMX set-up, allocator growth) otherwise lands in the smallest run and skews every slope."""
         with torch.no_grad():
-            model(input_ids=torch.arange(10, 74)[None], use_cache=False)
+            model(input_ids=(torch.arange(10, 74) % model.config.vocab_size)[None], use_cache=False)
             x = torch.randn(1024, model.config.hidden_size)
             _ = x.T @ x
+    from prunescale import plugins
     from prunescale.api import _allocation_context
     from prunescale.config import AllocationSpec
     from prunescale.data.calibration import load_calibration
@@ -93,6 +94,7 @@ def child(stage: str, folder: str, n: int, seqlen: int, data: str = "gsm8k") -> 
     from prunescale.prune.allocation.registry import allocate
     from prunescale.prune.unstructured import Pattern, prune_model, uniform
 
+    plugins.load()  # the tiny reasoner's source is a plugin's
     cal = {"source": data, "nsamples": n, "seqlen": seqlen}
     if stage in ("wanda", "sparsegpt", "owl", "layerif"):
         # only the stage's own computation is timed: loading a 2-3 GB folder varies by more than a block costs
@@ -123,8 +125,9 @@ def child(stage: str, folder: str, n: int, seqlen: int, data: str = "gsm8k") -> 
 
         lm = load_model(folder)
         engine = HFEngine(lm.model, 0, batch_size=8)
-        reqs = [Request(list(range(10 + k, 74 + k)), n) for k in range(8)]  # n new tokens each, batch 8
-        engine.generate([Request(list(range(10, 74)), 2)])  # warm-up
+        vocab = lm.model.config.vocab_size
+        reqs = [Request([(10 + k + j) % vocab for j in range(64)], n) for k in range(8)]  # n new tokens, batch 8
+        engine.generate([Request([(10 + j) % vocab for j in range(64)], 2)])  # warm-up
         t0 = time.perf_counter()
         engine.generate(reqs)
     seconds = time.perf_counter() - t0
@@ -205,10 +208,11 @@ def main() -> None:
     ap.add_argument("--stages", default=",".join(STAGES))
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--data", default="gsm8k", help="calibration source of the stages")
-    ap.add_argument("--quick", action="store_true", help="the mini shape at 64 tokens on the tiny source (CI)")
+    ap.add_argument("--quick", action="store_true", help="the mini shape at 64 tokens on the tiny source, three "
+                    "stages (CI)")
     args = ap.parse_args()
-    if args.quick:
-        args.shapes, args.seqlen, args.data = "mini", 64, "tiny"
+    if args.quick:  # three stages (a pruning method, an allocator, generation): a child process costs seconds
+        args.shapes, args.seqlen, args.data, args.stages = "mini", 64, "tiny", "wanda,owl,generate"
     if args.child:
         print(json.dumps(child(args.child, args.folder, args.n, args.seqlen, args.data)))
         return

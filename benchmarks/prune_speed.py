@@ -127,6 +127,9 @@ def main() -> None:
     args = ap.parse_args()
     if args.quick:
         args.model, args.data, args.nsamples, args.seqlen = "tiny-reasoner", "tiny", 8, 64
+    from prunescale import plugins
+
+    plugins.load()  # the tiny reasoner's source is a plugin's
     from prunescale.models.loader import materialise
 
     lm = load_model(args.model, dtype="fp32")  # converts a GGUF once; children load the HF folder
