@@ -60,13 +60,11 @@ def main() -> None:
     import torch
 
     from prunescale import plugins
-    from prunescale.api import _allocation_context, _method_kwargs
+    from prunescale.api import apply_spec
     from prunescale.config import PruneSpec
     from prunescale.data.calibration import load_calibration
     from prunescale.eval.perplexity import perplexity
     from prunescale.models.loader import load_model
-    from prunescale.prune.allocation.registry import allocate
-    from prunescale.prune.unstructured import Pattern, prune_model
 
     plugins.load()  # the tiny reasoner's source is a plugin's
     torch.manual_seed(0)
@@ -88,11 +86,8 @@ def main() -> None:
                              **options)
             model = copy.deepcopy(lm.model)
             t0 = time.perf_counter()
-            alloc = allocate(spec.allocation, _allocation_context(spec, type(lm)(model, lm.tokenizer, lm.ref),
-                                                                  calib, False))
-            result = prune_model(model, spec.method, Pattern(alloc.sparsity, group=spec.group), calib.samples,
-                                 progress=False,
-                                 **_method_kwargs(spec, alloc))
+            done = apply_spec(spec, type(lm)(model, lm.tokenizer, lm.ref), calib)  # exactly as `prune` does
+            alloc, result = done.allocation, done.result
             seconds = time.perf_counter() - t0
             row = {"variant": label, "sparsity": s, "perplexity": perplexity(model, held.samples)["perplexity"],
                    "realised": round(result["realised_global"], 4), "prune_seconds": round(seconds, 1),

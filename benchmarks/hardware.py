@@ -87,7 +87,7 @@ def child(stage: str, folder: str, n: int, seqlen: int, data: str = "gsm8k") -> 
             x = torch.randn(1024, model.config.hidden_size)
             _ = x.T @ x
     from prunescale import plugins
-    from prunescale.api import _allocation_context
+    from prunescale.api.pruning import allocation_context
     from prunescale.config import AllocationSpec
     from prunescale.data.calibration import load_calibration
     from prunescale.models.loader import load_model
@@ -103,7 +103,7 @@ def child(stage: str, folder: str, n: int, seqlen: int, data: str = "gsm8k") -> 
                               sparsity=0.5, calibration=cal, **extra)
         lm = load_model(folder)
         samples = load_calibration(data, lm.tokenizer, n, seqlen, model=lm.model).samples
-        ctx = _allocation_context(spec, lm, type("C", (), {"samples": samples})(), False)
+        ctx = allocation_context(spec, lm, type("C", (), {"samples": samples})(), False)
         ctx.cache = None  # LayerIF's scores are cached by weights: a cached run would time nothing
         warm_up(lm.model)
         t0 = time.perf_counter()

@@ -126,3 +126,69 @@ def test_a_bad_calibration_source_is_found_before_the_model(tmp_path):
         result = runner.invoke(app, ["prune", "--model", "no-such-model", "--method", "wanda", "--sparsity", "0.5",
                                      "--calib", calib, "--out", str(tmp_path / "o")])
         assert result.exit_code == 2 and message in result.stderr, result.stderr
+
+
+# -- options are generated from the schema; capabilities come from the registry -------------------------
+
+
+def test_a_field_added_to_a_group_is_an_option_of_the_command_with_its_help_and_default():
+    """The one edit a new knob needs: a field on its group. The command that takes the group gets the option
+    (flag from the name, help and default from the field), receives it only when typed, lists as ints."""
+    import typer
+    from pydantic import Field
+
+    from prunescale.cli_options import schema_options
+    from prunescale.config import Calibration
+
+    class Extended(Calibration):
+        new_knob: float = Field(0.25, description="A knob declared in one place.")
+        block_list: list[int] | None = Field(None, description="Blocks.")
+        fast: bool = Field(True, description="Go fast.")
+
+    seen: dict = {}
+    extra = typer.Typer()
+
+    @extra.command()
+    @schema_options(Extended)
+    def run(**options) -> None:
+        seen.clear()
+        seen.update(options)
+
+    @extra.command()
+    def other() -> None:  # two commands, so typer keeps `run` a subcommand
+        pass
+
+    shown = runner.invoke(extra, ["run", "--help"], env={"COLUMNS": "300"})
+    assert "--new-knob" in shown.output and "A knob declared in one place. (default 0.25)" in shown.output
+    assert "--fast" in shown.output and "--no-fast" in shown.output and "--calib" in shown.output
+    assert runner.invoke(extra, ["run", "--new-knob", "0.5", "--block-list", "3,1", "--no-fast"]).exit_code == 0
+    assert seen == {"new_knob": 0.5, "block_list": [3, 1], "fast": False}
+    assert runner.invoke(extra, ["run"]).exit_code == 0 and seen == {}  # untyped options stay the schema's
+    bad = runner.invoke(extra, ["run", "--block-list", "3,x"])
+    assert bad.exit_code != 0
+
+
+def test_callers_ask_the_registry_what_a_method_needs(monkeypatch):
+    """A method declared without calibration needs no data, one that reads dense statistics gets them only
+    in the dense regime, and the per-matrix group is for the methods that declare it: no name lists."""
+    from prunescale import registry
+    from prunescale.api.pruning import method_kwargs
+    from prunescale.config import PruneSpec
+
+    monkeypatch.setitem(registry.METHODS, "free", registry.Method("prunescale.prune.methods:prune_magnitude",
+                                                                   takes_group=True))
+    spec = PruneSpec(model="m", out="o", method="free", sparsity=0.5, group="matrix")
+    assert not spec.needs_calibration and spec.comparison_group == "matrix"
+    assert PruneSpec(model="m", out="o", method="free", sparsity=0.5, allocation="owl").needs_calibration
+    dense = PruneSpec(model="m", out="o", method="wanda", sparsity=0.5, allocation="owl", sequential=False)
+    alloc = type("A", (), {"input_stats": {"x": 1}})()
+    assert method_kwargs(dense, alloc)["input_stats"] == {"x": 1}
+    assert "input_stats" not in method_kwargs(dense.model_copy(update={"sequential": True}), alloc)
+
+
+def test_the_cli_module_loads_no_torch():
+    import subprocess
+    import sys
+
+    code = "import sys, prunescale.cli; print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "[]"

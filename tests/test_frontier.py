@@ -342,5 +342,5 @@ def test_ria_per_matrix_selection_is_the_reference_default_option():
                 **spec.method_options())
     per_row = [float((m.weight == 0).float().mean(1).std()) for m in prunable_linears(model).values()]
     assert max(per_row) > 0  # rows prune different amounts: one threshold per matrix
-    with pytest.raises(ValueError, match="for magnitude and RIA"):
+    with pytest.raises(ValueError, match="for magnitude and ria"):
         PruneSpec(model="x", method="wanda", sparsity=0.5, group="matrix", out="o")

@@ -29,15 +29,12 @@ def _helps(command: str) -> dict[str, str]:
 
 
 def _registries() -> dict[str, list[str]]:
-    from prunescale.config import REFINEMENTS
     from prunescale.data.calibration import CORPORA, known_sources
-    from prunescale.prune.allocation.registry import ALLOCATORS
-    from prunescale.prune.methods import METHODS
-    from prunescale.prune.structured.rules import RULES
+    from prunescale.registry import ALLOCATIONS, METHODS, REFINEMENTS, REMOVALS
     from prunescale.tts.benchmarks import BENCHMARKS
 
     plugins.load()
-    return {"methods": [*METHODS, *REFINEMENTS, *RULES], "allocations": [a for a in ALLOCATORS if a != "file"],
+    return {"methods": [*METHODS, *REFINEMENTS, *REMOVALS], "allocations": [a for a in ALLOCATIONS if a != "file"],
             "benchmarks": [*BENCHMARKS, "jsonl:PATH"], "sources": known_sources(),
             "fetchable": [*BENCHMARKS, *CORPORA]}
 
@@ -45,11 +42,11 @@ def _registries() -> dict[str, list[str]]:
 @pytest.mark.parametrize("command, option, registry", [
     ("prune", "method", "methods"),
     ("prune", "allocation", "allocations"),
-    ("prune", "calib", "sources"),
+    ("prune", "source", "sources"),
     ("prune", "layerif_data", None),
     ("allocation", "allocation", "allocations"),
     ("tune-allocation", "allocation", "allocations"),
-    ("tune-allocation", "calib", "sources"),
+    ("tune-allocation", "source", "sources"),
     ("eval", "benchmark", "benchmarks"),
     ("ppl", "data", "sources"),
     ("data fetch", "name", "fetchable"),
@@ -63,10 +60,10 @@ def test_help_lists_every_registered_name(command, option, registry):
 
 
 def test_a_name_registered_later_appears_in_the_help(monkeypatch):
-    from prunescale.prune import methods
+    from prunescale import registry
     from prunescale.tts import benchmarks
 
-    monkeypatch.setitem(methods.METHODS, "wanda-plus-plus", methods.METHODS["wanda"])
+    monkeypatch.setitem(registry.METHODS, "wanda-plus-plus", registry.METHODS["wanda"])
     monkeypatch.setitem(benchmarks.BENCHMARKS, "aime25", benchmarks.BENCHMARKS["aime24"])
     assert "wanda-plus-plus" in _helps("prune")["method"]
     assert "aime25" in _helps("eval")["benchmark"]

@@ -214,7 +214,7 @@ runner = CliRunner()
         (["--method", "wanda", "--sparsity", "0.5", "--calib", "text:/no/such.txt"], "not found"),
         (["--method", "wanda", "--sparsity", "0.5", "--calib", "mystery"], "unknown calibration source"),
         (["--method", "wanda", "--sparsity", "0.5", "--calib", "tiny", "--nsamples", "100000"], "too short"),
-        (["--method", "sparsegpt", "--sparsity", "0.5", "--group", "matrix"], "for magnitude and RIA"),
+        (["--method", "sparsegpt", "--sparsity", "0.5", "--group", "matrix"], "for magnitude and ria"),
     ],
 )
 def test_bad_prune_input_is_one_line_exit_2(saved_tiny: Path, tmp_path: Path, args, message):

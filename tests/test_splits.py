@@ -79,12 +79,12 @@ def test_unknown_split_names_the_splits_a_benchmark_has():
 
 
 def test_eval_refuses_a_split_before_any_model_loads(tmp_path, monkeypatch):
-    import prunescale.models.loader as loader
+    from prunescale.api import evaluation
 
     def boom(*a, **k):
         raise AssertionError("a model was loaded")
 
-    monkeypatch.setattr(loader, "load_model", boom)
+    monkeypatch.setattr(evaluation, "load_model", boom)
     out = tmp_path / "ev"
     r = runner.invoke(app, ["eval", "--model", "tiny-reasoner", "--benchmark", "math500", "--split", "validation",
                             "--budgets", "0", "--out", str(out)])

@@ -16,8 +16,9 @@ from prunescale.cli import app
 from prunescale.config import StructuredSpec
 from prunescale.models.anatomy import decoder_blocks
 from prunescale.prune.structured.remove import block_params, remove_blocks
-from prunescale.prune.structured.rules import RULES, RuleInput
+from prunescale.prune.structured.rules import RuleInput
 from prunescale.prune.structured.scores import angular_distance, block_influence, boundary_cosines
+from prunescale.registry import REMOVALS as RULES
 
 
 def _samples(n=4, length=20, vocab=50):

@@ -157,3 +157,36 @@ def test_offline_hub_benchmark_is_a_clear_error(tmp_path, model_dir, monkeypatch
     result = runner.invoke(app, ["study", str(p), "--out", str(tmp_path / "o")])
     assert result.exit_code == 2 and "aime_2024" in result.stderr and "jsonl:PATH" in result.stderr
     assert not (tmp_path / "o").exists()
+
+
+# -- a stage folder's hash covers the code it ran ---------------------------------------------------------
+
+
+def test_source_digest_ignores_docstrings_comments_and_layout_but_not_code(tmp_path):
+    from prunescale.study.store import source_digest
+
+    f = tmp_path / "mod.py"
+    f.write_text('"""Module."""\n\ndef f(x):\n    """Old words."""\n    return x + 1  # one\n')
+    before = source_digest([f])
+    f.write_text('"""Reworded."""\n\n\ndef f(x):\n    """New words, two lines\n    of them."""\n    return (x +\n'
+                 '            1)\n')
+    assert source_digest([f]) == before
+    f.write_text('"""Module."""\n\ndef f(x):\n    return x + 2\n')
+    assert source_digest([f]) != before
+
+
+def test_stage_keys_change_with_the_code_of_their_stage_only(monkeypatch):
+    """Editing a kernel changes every prune folder's name (no version to bump by hand), not the eval's;
+    the digest covers every module of the stage's packages."""
+    from prunescale.study import store
+
+    inputs = {"model": "m"}
+    prune, evaluation = store.stage_key("prune", inputs), store.stage_key("eval", inputs)
+    covered = [p.relative_to(store.PACKAGE).as_posix() for part in store.STAGE_CODE["prune"]
+               for p in ((store.PACKAGE / part).rglob("*.py") if (store.PACKAGE / part).is_dir()
+                         else [store.PACKAGE / part])]
+    assert {"prune/wanda.py", "prune/sparsegpt.py", "registry.py", "api/pruning.py"} <= set(covered)
+    real = store.code_digest
+    monkeypatch.setattr(store, "code_digest", lambda stage: "edited" if stage == "prune" else real(stage))
+    assert store.stage_key("prune", inputs) != prune
+    assert store.stage_key("eval", inputs) == evaluation

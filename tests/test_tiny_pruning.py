@@ -46,7 +46,8 @@ def test_wanda_and_sparsegpt_beat_magnitude(tiny):
 
 @pytest.mark.slow
 def test_shortgpt_picks_a_late_block_and_first_block_matters_most(tiny):
-    from prunescale.prune.structured.rules import RULES, RuleInput
+    from prunescale.prune.structured.rules import RuleInput
+    from prunescale.registry import REMOVALS as RULES
 
     lm, calib, _ = tiny
     plan = RULES["shortgpt"](RuleInput(lm.model, 1, calib.samples[:16]))

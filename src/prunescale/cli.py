@@ -1,79 +1,53 @@
 """The ``prunescale`` command line: parses, calls :mod:`prunescale.api`, prints. No logic lives here.
 
 Errors meant for users (:class:`~prunescale.errors.PrunescaleError`, bad options) print one line on
-stderr and exit with code 2; ``--debug`` shows the traceback instead.
+stderr and exit with code 2; ``--debug`` shows the traceback instead. Each command imports the stage it
+runs in its body (the one place prunescale imports inside functions by design): the stages load torch and
+transformers, which ``prunescale --help`` and a mistyped option should never wait for.
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
-import click
 import typer
-from rich.console import Console
-from rich.table import Table
-from typer.core import TyperCommand
 
 from prunescale import __version__
-from prunescale.config import EvalSpec
-from prunescale.errors import PrunescaleError
-
-app = typer.Typer(
-    name="prunescale",
-    help="Prune reasoning LLMs and measure how their test-time scaling changes.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
+from prunescale.cli_options import (
+    RegistryHelp,
+    err,
+    flag,
+    help_of,
+    out,
+    pick,
+    say,
+    schema_options,
+    set_debug,
+    show_table,
+    user_errors,
 )
-out = Console()
-err = Console(stderr=True)
+from prunescale.config import (
+    AllocationSpec,
+    Calibration,
+    Device,
+    EvalSpec,
+    ModelInput,
+    Output,
+    PruneSpec,
+    StructuredOptions,
+    StructuredSpec,
+    UnstructuredOptions,
+    grid_knobs,
+    validated,
+)
+from prunescale.errors import PrunescaleError
+from prunescale.registry import REMOVALS
 
-
-class RegistryHelp(TyperCommand):
-    """A command whose help fills in the registries' lists (``@methods@`` …, :mod:`prunescale.catalogue`) when
-    it is shown, and only then: the registries import torch, which other invocations load when they need it."""
-
-    def format_help(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        from prunescale.catalogue import TOKEN, expand, lists
-
-        table = lists()
-        for param in self.params:
-            if isinstance(getattr(param, "help", None), str) and TOKEN.search(param.help):
-                param.help = expand(param.help, table)
-        super().format_help(ctx, formatter)
-
-
-def say(message: str) -> None:
-    """A progress or notice line on stderr, whole (never wrapped) and literal (brackets are not markup)."""
-    err.print(message, markup=False, highlight=False, soft_wrap=True)
-_state = {"debug": False}
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def user_errors(fn: F) -> F:
-    """Turn PrunescaleError into one line on stderr and exit code 2 (traceback only with --debug)."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except PrunescaleError as exc:
-            if _state["debug"]:
-                raise
-            err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
-            raise typer.Exit(code=exc.exit_code) from None
-
-    return wrapper  # type: ignore[return-value]
-
-
-def given(**options: Any) -> dict[str, Any]:
-    """Only the options the user set, so each spec keeps its own defaults for the rest."""
-    return {k: v for k, v in options.items() if v is not None}
+app = typer.Typer(name="prunescale", help="Prune reasoning LLMs and measure how their test-time scaling changes.",
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 
 
 def _version(value: bool) -> None:
@@ -90,7 +64,7 @@ def main(
     ] = False,
 ) -> None:
     """Prune reasoning LLMs (unstructured or layer removal) and measure accuracy vs thinking budget."""
-    _state["debug"] = debug
+    set_debug(debug)
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # our own progress bars say what is happening; theirs are noise here
@@ -113,11 +87,9 @@ def models(
     if as_json:
         sys.stdout.write(json.dumps(rows, indent=1) + "\n")
         return
-    table = Table("name", "params", "source", "path")
-    for r in rows:
-        params = f"{r['params'] / 1e6:.1f}M" if r["params"] else "?"
-        table.add_row(r["name"], params, r["source"], r["path"] or "[dim]not on this machine[/dim]")
-    out.print(table)
+    show_table(("name", "params", "source", "path"), [
+        (r["name"], f"{r['params'] / 1e6:.1f}M" if r["params"] else "?", r["source"],
+         r["path"] or "[dim]not on this machine[/dim]") for r in rows])
 
 
 @app.command(cls=RegistryHelp)
@@ -140,77 +112,13 @@ def demo(
     out.print(f"report: {folder / 'report.md'} (and report.html, results.csv, tts_curves.png)")
 
 
-def _field(name: str, spec: Any = None):
-    """The schema field an option stands for (every option is declared once, in prunescale.config)."""
-    from prunescale.config import AllocationSpec, Calibration, EvalSpec, PruneSpec, StructuredSpec
-
-    for cls in (spec,) if spec is not None else (PruneSpec, StructuredSpec, AllocationSpec, EvalSpec, Calibration):
-        if name in cls.model_fields:
-            return cls.model_fields[name]
-    raise KeyError(name)
-
-
-def opt(name: str, *flags: str, spec: Any = None, **kw: Any) -> Any:
-    """A CLI option for the schema field ``name`` (of ``spec`` where specs differ): its help is the field's
-    description plus its default. The option itself defaults to None, so only what the user typed reaches
-    the spec (see :func:`given`)."""
-    from pydantic_core import PydanticUndefined
-
-    f = _field(name, spec)
-    help_text = f.description or ""
-    if f.default is not PydanticUndefined and f.default is not None:
-        shown = ("on" if f.default else "off") if isinstance(f.default, bool) else f.default
-        help_text += f" (default {shown})"
-    return typer.Option(*flags, help=help_text, **kw)
-
-
-def _calibration(calib: str | None, nsamples: int | None, seqlen: int | None, seed: int | None) -> dict:
-    return given(source=calib, nsamples=nsamples, seqlen=seqlen, seed=seed)
-
-
 @app.command(cls=RegistryHelp)
 @user_errors
-def prune(
-    model: Annotated[str, opt("model", "--model", "-m")],
-    method: Annotated[str, typer.Option(help="Unstructured: @methods@; METHOD+REFINEMENT (@refinements@, e.g. "
-                                        "wanda+dsnot) refines its mask. Layer removal: @removal@.")],
-    out_dir: Annotated[Path, typer.Option("--out", help="Output folder (a Hugging Face model folder).")],
-    sparsity: Annotated[float | None, opt("sparsity")] = None,
-    nm: Annotated[str | None, opt("nm", "--nm")] = None,
-    allocation: Annotated[str | None, opt("allocation")] = None,
-    owl_m: Annotated[float | None, opt("owl_m")] = None,
-    owl_lambda: Annotated[float | None, opt("owl_lambda")] = None,
-    epsilon: Annotated[float | None, opt("epsilon")] = None,
-    layerif_data: Annotated[str | None, opt("layerif_data")] = None,
-    layerif_examples: Annotated[int | None, opt("layerif_examples")] = None,
-    group: Annotated[str | None, opt("group")] = None,
-    calib: Annotated[str | None, opt("source", "--calib")] = None,
-    nsamples: Annotated[int | None, opt("nsamples")] = None,
-    seqlen: Annotated[int | None, opt("seqlen")] = None,
-    seed: Annotated[int | None, opt("seed")] = None,
-    device: Annotated[str | None, opt("device")] = None,
-    dtype: Annotated[str | None, opt("dtype")] = None,
-    sequential: Annotated[bool | None, opt("sequential", "--sequential/--no-sequential")] = None,
-    blocksize: Annotated[int | None, opt("blocksize")] = None,
-    percdamp: Annotated[float | None, opt("percdamp")] = None,
-    refine: Annotated[str | None, opt("refine")] = None,
-    ria_a: Annotated[float | None, opt("ria_a")] = None,
-    ria_permute: Annotated[bool | None, opt("ria_permute", "--ria-permute/--no-ria-permute")] = None,
-    dsnot_cycles: Annotated[int | None, opt("dsnot_cycles")] = None,
-    dsnot_threshold: Annotated[float | None, opt("dsnot_threshold")] = None,
-    dsnot_skip: Annotated[str | None, opt("dsnot_skip")] = None,
-    dlp_alpha: Annotated[float | None, opt("dlp_alpha")] = None,
-    atp_beta: Annotated[float | None, opt("atp_beta")] = None,
-    overwrite: Annotated[bool, opt("overwrite")] = False,
-    trust_remote_code: Annotated[bool, opt("trust_remote_code")] = False,
-    remove_layers: Annotated[int | None, opt("remove_layers")] = None,
-    match_sparsity: Annotated[float | None, opt("match_sparsity")] = None,
-    layers: Annotated[str | None, opt("layers")] = None,
-    keep_last: Annotated[bool | None, opt("keep_last", "--keep-last")] = None,
-    laco_threshold: Annotated[float | None, opt("laco_threshold")] = None,
-    laco_span: Annotated[int | None, opt("laco_span")] = None,
-    shortgpt_last: Annotated[str | None, opt("shortgpt_last")] = None,
-) -> None:
+@schema_options(ModelInput, UnstructuredOptions, StructuredOptions, Calibration, Device, Output, helps={
+    "method": "Unstructured: @methods@; METHOD+REFINEMENT (@refinements@, e.g. wanda+dsnot) refines its mask. "
+              "Layer removal: @removal@.",
+    "out": "Output folder (a Hugging Face model folder)."})
+def prune(**options: Any) -> None:
     """Prune a model: one-shot unstructured (any sparsity or N:M) or remove whole decoder blocks.
 
     Unstructured calibration runs block by block (one block on the device at a time) and the realised
@@ -222,36 +130,29 @@ def prune(
       prunescale prune --model tiny-reasoner --method ria+dsnot --sparsity 0.5 --allocation dlp --out runs/ria
       prunescale prune --model tiny-reasoner --method shortgpt --remove-layers 1 --out runs/short1
     """
-    from prunescale.api import prune as run_prune
-    from prunescale.api import prune_structured
-    from prunescale.config import STRUCTURED, PruneSpec, StructuredSpec, validated
+    from prunescale.api import prune_structured, prune_unstructured
 
-    common = dict(model=model, method=method, out=out_dir, overwrite=overwrite, trust_remote_code=trust_remote_code,
-                  calibration=_calibration(calib, nsamples, seqlen, seed), **given(device=device, dtype=dtype))
-    unstructured = given(sparsity=sparsity, nm=nm, allocation=allocation, owl_m=owl_m, owl_lambda=owl_lambda,
-                         epsilon=epsilon, layerif_data=layerif_data, layerif_examples=layerif_examples, group=group,
-                         sequential=sequential, blocksize=blocksize, percdamp=percdamp, refine=refine, ria_a=ria_a,
-                         ria_permute=ria_permute, dsnot_cycles=dsnot_cycles, dsnot_threshold=dsnot_threshold,
-                         dsnot_skip=dsnot_skip, dlp_alpha=dlp_alpha, atp_beta=atp_beta)
-    structured = given(remove_layers=remove_layers, match_sparsity=match_sparsity, layers=layers, keep_last=keep_last,
-                       laco_threshold=laco_threshold, laco_span=laco_span, shortgpt_last=shortgpt_last)
-    if method in STRUCTURED:
+    method = options["method"]
+    common = {**pick(options, ModelInput, Device, Output), "method": method,
+              "calibration": pick(options, Calibration)}
+    unstructured = pick(options, UnstructuredOptions, exclude=("method",))
+    structured = pick(options, StructuredOptions, exclude=("method",))
+    if method.partition("+")[0] in REMOVALS:
         if unstructured:
-            raise PrunescaleError(f"{method} removes whole blocks: --{sorted(unstructured)[0].replace('_', '-')} is "
-                                  "an unstructured option (use --remove-layers, --match-sparsity or --layers)")
-        if layers is not None:
-            structured["layers"] = _int_list(layers, "--layers")
+            raise PrunescaleError(f"{method} removes whole blocks: {flag(sorted(unstructured)[0])} is an "
+                                  "unstructured option (use --remove-layers, --match-sparsity or --layers)")
         prune_structured(validated(StructuredSpec, **common, **structured), log=say)
     else:
         if structured:
-            raise PrunescaleError(f"{method} is unstructured: --{sorted(structured)[0].replace('_', '-')} is a "
-                                  "layer-removal option (use --sparsity or --nm)")
-        run_prune(validated(PruneSpec, **common, **unstructured), log=say, progress=err.is_terminal)
-    out.print(f"pruned model: {out_dir}")
+            raise PrunescaleError(f"{method} is unstructured: {flag(sorted(structured)[0])} is a layer-removal "
+                                  "option (use --sparsity or --nm)")
+        prune_unstructured(validated(PruneSpec, **common, **unstructured), log=say, progress=err.is_terminal)
+    out.print(f"pruned model: {options['out']}")
 
 
 @app.command(cls=RegistryHelp)
 @user_errors
+@schema_options(Device)
 def ppl(
     model: Annotated[str, typer.Option("--model", "-m", help="Embedded name, HF folder, .gguf file or hub id.")],
     data: Annotated[str | None, typer.Option(help="Text source: @sources@ (wikitext2 and c4 follow the papers' "
@@ -263,9 +164,8 @@ def ppl(
     limit: Annotated[int | None, typer.Option(help="Number of windows (default: every window of the wikitext2 / c4 "
                                                "protocol, 64 for other sources).", min=1)] = None,
     seed: Annotated[int, typer.Option(help="Seed for window sampling.")] = 0,
-    dtype: Annotated[str, typer.Option(help="auto | fp32 | bf16 | fp16")] = "auto",
-    device: Annotated[str, typer.Option(help="cpu, cuda, cuda:N")] = "cpu",
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    **options: Any,
 ) -> None:
     """Perplexity on a text source's test split (or another) — the quick check of a pruned model.
 
@@ -275,7 +175,8 @@ def ppl(
     """
     from prunescale.api import ppl as run_ppl
 
-    result = run_ppl(model, data, seqlen, limit, seed, split=split, dtype=dtype, device=device)
+    device = validated(Device, **options)
+    result = run_ppl(model, data, seqlen, limit, seed, split=split, dtype=device.dtype, device=device.device)
     if as_json:
         sys.stdout.write(json.dumps(result) + "\n")
     else:
@@ -284,79 +185,41 @@ def ppl(
 
 @app.command(cls=RegistryHelp)
 @user_errors
+@schema_options(AllocationSpec, Calibration)
 def allocation(
-    model: Annotated[str, opt("model", "--model", "-m")],
-    allocation: Annotated[str, opt("allocation")],
-    sparsity: Annotated[float, opt("sparsity")],
-    calib: Annotated[str | None, opt("source", "--calib")] = None,
-    nsamples: Annotated[int | None, opt("nsamples")] = None,
-    seqlen: Annotated[int | None, opt("seqlen")] = None,
-    seed: Annotated[int | None, opt("seed")] = None,
-    owl_m: Annotated[float | None, opt("owl_m")] = None,
-    owl_lambda: Annotated[float | None, opt("owl_lambda")] = None,
-    epsilon: Annotated[float | None, opt("epsilon")] = None,
-    layerif_data: Annotated[str | None, opt("layerif_data")] = None,
-    layerif_examples: Annotated[int | None, opt("layerif_examples")] = None,
-    dlp_alpha: Annotated[float | None, opt("dlp_alpha")] = None,
-    atp_beta: Annotated[float | None, opt("atp_beta")] = None,
-    device: Annotated[str | None, opt("device")] = None,
-    dtype: Annotated[str | None, opt("dtype")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON (with the per-module mapping).")] = False,
+    **options: Any,
 ) -> None:
     """Show the per-block sparsity an allocation gives, without pruning.
 
     Example: prunescale allocation --model tiny-reasoner --allocation alpha --sparsity 0.5
     """
     from prunescale.api import allocation_table
-    from prunescale.config import AllocationSpec, validated
 
-    spec = validated(AllocationSpec, model=model, allocation=allocation, sparsity=sparsity,
-                     calibration=_calibration(calib, nsamples, seqlen, seed),
-                     **given(owl_m=owl_m, owl_lambda=owl_lambda, epsilon=epsilon, layerif_data=layerif_data,
-                             layerif_examples=layerif_examples, dlp_alpha=dlp_alpha, atp_beta=atp_beta, device=device,
-                             dtype=dtype))
+    spec = validated(AllocationSpec, **pick(options, AllocationSpec), calibration=pick(options, Calibration))
     result = allocation_table(spec)
     if as_json:
         sys.stdout.write(json.dumps(result, indent=1) + "\n")
         return
     extra = [k for k in result["blocks"][0] if k not in ("block", "sparsity", "params")]
-    table = Table("block", "sparsity", "params", *extra, title=f"{allocation} at S={sparsity}")
-    for r in result["blocks"]:
-        table.add_row(str(r["block"]), f"{r['sparsity']:.4f}", str(r["params"]), *(f"{r[k]:.4g}" for k in extra))
-    out.print(table)
+    show_table(("block", "sparsity", "params", *extra), [
+        (str(r["block"]), f"{r['sparsity']:.4f}", str(r["params"]), *(f"{r[k]:.4g}" for k in extra))
+        for r in result["blocks"]], title=f"{spec.allocation} at S={spec.sparsity}")
     out.print(f"parameter-weighted mean: {result['mean']:.4f}")
 
 
 @app.command("tune-allocation", cls=RegistryHelp)
 @user_errors
+@schema_options(ModelInput, UnstructuredOptions, Calibration, Device, Output,
+                exclude=("nm", "ria_permute", *grid_knobs().values()), helps={"out": "Folder for tuning.json."})
 def tune_allocation(
-    model: Annotated[str, opt("model", "--model", "-m")],
-    method: Annotated[str, opt("method")],
-    sparsity: Annotated[float, opt("sparsity")],
-    allocation: Annotated[str, opt("allocation")],
-    grid: Annotated[str, typer.Option(help='Knob values, e.g. "m=3,5,7;lambda=0.04,0.08,0.16", "epsilon=0.1,0.3", '
-                                      '"dlp_alpha=0.05,0.1,0.15" or "atp_beta=0.002,0.004".')],
+    sparsity: Annotated[float, typer.Option(help=help_of(UnstructuredOptions.model_fields["sparsity"]))],
+    allocation: Annotated[str, typer.Option(help=help_of(UnstructuredOptions.model_fields["allocation"]))],
+    grid: Annotated[str, typer.Option(help='Knob values, e.g. "m=3,5,7;lambda=0.04,0.08,0.16" or "epsilon=0.1,0.3"; '
+                                      "knobs: @grid@.")],
     on: Annotated[str, typer.Option(help="Held-out data as SOURCE:validation or SOURCE:heldout (never test).")],
-    out_dir: Annotated[Path, typer.Option("--out", help="Folder for tuning.json.")],
-    calib: Annotated[str | None, opt("source", "--calib")] = None,
-    nsamples: Annotated[int | None, opt("nsamples")] = None,
-    seqlen: Annotated[int | None, opt("seqlen")] = None,
-    seed: Annotated[int | None, opt("seed")] = None,
-    layerif_data: Annotated[str | None, opt("layerif_data")] = None,
-    layerif_examples: Annotated[int | None, opt("layerif_examples")] = None,
-    sequential: Annotated[bool | None, opt("sequential", "--sequential/--no-sequential")] = None,
-    blocksize: Annotated[int | None, opt("blocksize")] = None,
-    percdamp: Annotated[float | None, opt("percdamp")] = None,
-    refine: Annotated[str | None, opt("refine")] = None,
-    ria_a: Annotated[float | None, opt("ria_a")] = None,
-    dsnot_cycles: Annotated[int | None, opt("dsnot_cycles")] = None,
-    dsnot_threshold: Annotated[float | None, opt("dsnot_threshold")] = None,
-    dsnot_skip: Annotated[str | None, opt("dsnot_skip")] = None,
-    group: Annotated[str | None, opt("group")] = None,
-    device: Annotated[str | None, opt("device")] = None,
-    dtype: Annotated[str | None, opt("dtype")] = None,
     limit: Annotated[int, typer.Option(help="Held-out windows for perplexity.", min=1)] = 32,
-    overwrite: Annotated[bool, opt("overwrite")] = False,
+    **options: Any,
 ) -> None:
     """Choose allocation knobs by held-out perplexity and record the choice (tuning.json).
 
@@ -366,16 +229,11 @@ def tune_allocation(
     --grid "m=3,5,7;lambda=0.04,0.08" --on tiny:validation --out runs/tune-owl
     """
     from prunescale.api import tune_allocation as run_tune
-    from prunescale.config import PruneSpec, validated
 
-    spec = validated(PruneSpec, model=model, method=method, sparsity=sparsity, allocation=allocation, out=out_dir,
-                     overwrite=overwrite, calibration=_calibration(calib, nsamples, seqlen, seed),
-                     **given(layerif_data=layerif_data, layerif_examples=layerif_examples, sequential=sequential,
-                             blocksize=blocksize, percdamp=percdamp, refine=refine, ria_a=ria_a,
-                             dsnot_cycles=dsnot_cycles, dsnot_threshold=dsnot_threshold, dsnot_skip=dsnot_skip,
-                             group=group, device=device, dtype=dtype))
+    spec = validated(PruneSpec, **pick(options, ModelInput, UnstructuredOptions, Device, Output), sparsity=sparsity,
+                     allocation=allocation, calibration=pick(options, Calibration))
     result = run_tune(spec, grid, on, limit, log=say)
-    out.print(f"best {result['best']} (perplexity {result['best_perplexity']:.4f}) → {out_dir / 'tuning.json'}")
+    out.print(f"best {result['best']} (perplexity {result['best_perplexity']:.4f}) → {spec.out / 'tuning.json'}")
 
 
 @app.command(cls=RegistryHelp)
@@ -387,60 +245,19 @@ def benchmarks(
 
     Example: prunescale benchmarks
     """
-    from prunescale import plugins
-    from prunescale.tts.benchmarks import BENCHMARKS, SOURCES, SPLITS
+    from prunescale.api import list_benchmarks
 
-    plugins.load()
-    rows = [{"name": n, "source": SOURCES[n], "splits": list(SPLITS[n])} for n in BENCHMARKS] + [
-        {"name": "jsonl:PATH", "source": "local file: question/answer (+ choices) per line",
-         "splits": ["those its rows name in a 'split' field; without one: test"]}
-    ]
+    rows = list_benchmarks()
     if as_json:
         sys.stdout.write(json.dumps(rows, indent=1) + "\n")
         return
-    table = Table("benchmark", "source", "splits")
-    for r in rows:
-        table.add_row(r["name"], r["source"], ", ".join(r["splits"]))
-    out.print(table)
-
-
-def _int_list(text: str, what: str) -> list[int]:
-    try:
-        return [int(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise PrunescaleError(f"{what} must be comma-separated integers, got {text!r}") from None
+    show_table(("benchmark", "source", "splits"), [(r["name"], r["source"], ", ".join(r["splits"])) for r in rows])
 
 
 @app.command("eval", cls=RegistryHelp)
 @user_errors
-def eval_cmd(
-    model: Annotated[str, opt("model", "--model", "-m")],
-    benchmark: Annotated[str, opt("benchmark")],
-    budgets: Annotated[str, opt("budgets")],
-    out_dir: Annotated[Path, typer.Option("--out", help="Run folder (samples.jsonl, summary.json).")],
-    split: Annotated[str | None, opt("split")] = None,
-    limit: Annotated[int | None, opt("limit")] = None,
-    wait: Annotated[int | None, opt("wait")] = None,
-    min_budget: Annotated[int | None, opt("min_budget")] = None,
-    samples: Annotated[int | None, opt("samples")] = None,
-    temperature: Annotated[float | None, opt("temperature")] = None,
-    top_p: Annotated[float | None, opt("top_p")] = None,
-    top_k: Annotated[int | None, opt("top_k")] = None,
-    min_p: Annotated[float | None, opt("min_p")] = None,
-    seeds: Annotated[str | None, opt("seeds")] = None,
-    answer_budget: Annotated[int | None, opt("answer_budget")] = None,
-    engine: Annotated[str | None, opt("engine")] = None,
-    tensor_parallel_size: Annotated[int | None, opt("tensor_parallel_size")] = None,
-    batch_size: Annotated[int | None, opt("batch_size")] = None,
-    dtype: Annotated[str | None, opt("dtype")] = None,
-    device: Annotated[str | None, opt("device")] = None,
-    think_open: Annotated[str | None, opt("think_open")] = None,
-    think_close: Annotated[str | None, opt("think_close")] = None,
-    label: Annotated[str | None, opt("label")] = None,
-    grade_timeout: Annotated[float | None, opt("grade_timeout")] = None,
-    trust_remote_code: Annotated[bool, opt("trust_remote_code")] = False,
-    overwrite: Annotated[bool, opt("overwrite", spec=EvalSpec)] = False,
-) -> None:
+@schema_options(EvalSpec, helps={"out": "Run folder (samples.jsonl, summary.json)."})
+def eval_cmd(**options: Any) -> None:
     """Accuracy vs thinking budget with budget forcing (cap, Wait), parallel samples and grading.
 
     Every budget comes from one thinking trace per (item, seed, sample) cut at that budget (prefix reuse);
@@ -449,34 +266,14 @@ def eval_cmd(
     Example: prunescale eval --model tiny-reasoner --benchmark tiny --limit 200 --budgets 0,12,24,48,96 --out runs/eval
     """
     from prunescale.api import evaluate
-    from prunescale.config import EvalSpec, validated
 
-    spec = validated(
-        EvalSpec,
-        model=model,
-        benchmark=benchmark,
-        budgets=_int_list(budgets, "--budgets"),
-        out=out_dir,
-        overwrite=overwrite,
-        trust_remote_code=trust_remote_code,
-        **given(split=split, limit=limit, wait=wait, min_budget=min_budget, samples=samples, temperature=temperature,
-                top_p=top_p, top_k=top_k, min_p=min_p, seeds=_int_list(seeds, "--seeds") if seeds else None,
-                answer_budget=answer_budget, engine=engine, tensor_parallel_size=tensor_parallel_size,
-                batch_size=batch_size, dtype=dtype, device=device, think_open=think_open, think_close=think_close,
-                label=label, grade_timeout=grade_timeout),
-    )
+    spec = validated(EvalSpec, **options)
     run = evaluate(spec, log=say, progress=err.is_terminal)
     summary = json.loads((run / "summary.json").read_text())
-    table = Table("budget", "accuracy %", "95 % CI", "mean thinking", "forced end %", title=str(run))
-    for b in summary["budgets"]:
-        table.add_row(
-            str(b["budget"]),
-            f"{100 * b['accuracy']:.1f}",
-            f"{100 * b['ci95'][0]:.1f}–{100 * b['ci95'][1]:.1f}",
-            f"{b['mean_thinking_tokens']:.1f}",
-            f"{100 * b['forced_end_rate']:.1f}",
-        )
-    out.print(table)
+    show_table(("budget", "accuracy %", "95 % CI", "mean thinking", "forced end %"), [
+        (str(b["budget"]), f"{100 * b['accuracy']:.1f}", f"{100 * b['ci95'][0]:.1f}–{100 * b['ci95'][1]:.1f}",
+         f"{b['mean_thinking_tokens']:.1f}", f"{100 * b['forced_end_rate']:.1f}") for b in summary["budgets"]],
+        title=str(run))
 
 
 data_app = typer.Typer(help="Reference data: local copies of hub benchmarks and corpora.", no_args_is_help=True)
@@ -530,10 +327,8 @@ def study(
     folder, rows = run_study(spec, out_dir, dry_run=dry_run, jobs=jobs, executor=executor, log=say,
                              ray_address=ray_address)
     if dry_run:
-        table = Table("variant", "kind", "benchmark", "pruned", "evaluated", title=f"{spec} → {folder}")
-        for r in rows:
-            table.add_row(r["variant"], r["kind"], r["benchmark"], r["pruned"], r["evaluated"])
-        out.print(table)
+        columns = ("variant", "kind", "benchmark", "pruned", "evaluated")
+        show_table(columns, [[r[c] for c in columns] for r in rows], title=f"{spec} → {folder}")
         return
     out.print(f"results: {folder / 'results.csv'}\nreport: {folder / 'report.md'} and {folder / 'report.html'}")
 

@@ -21,7 +21,7 @@ def package_versions(names: tuple[str, ...] = PACKAGES) -> dict[str, str | None]
 
 def environment() -> dict:
     """Versions of the packages that change numbers, plus the machine and a UTC timestamp."""
-    import torch
+    import torch  # heavy: the API imports this module at its top, and listing models needs no torch
 
     device = "cuda:" + torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
     return {

@@ -50,7 +50,7 @@ FETCH_HINT = ("on a machine that reaches the hub, `prunescale data fetch {name} 
 
 def _load(spec: HubData, split: str):
     """The dataset of one split (``datasets.load_dataset``; the one place that reaches the hub)."""
-    from datasets import load_dataset
+    from datasets import load_dataset  # optional dependency (the hub extra)
 
     if spec.files:  # one shard of a large corpus, as Wanda's and SparseGPT's code load C4
         return load_dataset(spec.repo, data_files={"rows": spec.files[split]}, split="rows", revision=spec.revision)
@@ -67,7 +67,7 @@ def hub_rows(name: str, split: str, local: str = "jsonl:PATH") -> list[dict]:
         raise PrunescaleError(f"{name} ({spec.repo}) has splits {', '.join(spec.files or spec.splits)}, not {split!r}")
     hint = FETCH_HINT.format(name=name, local=local)
     try:
-        import datasets  # noqa: F401
+        import datasets  # noqa: F401  (optional dependency: the hub extra; checked before the loader runs)
     except ImportError:
         raise PrunescaleError(f"{name} comes from the hub ({spec.repo}), which needs the hub extra: "
                               f"pip install 'prunescale[hub]'; or, {hint}") from None

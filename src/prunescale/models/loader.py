@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING
 
 from prunescale.errors import PrunescaleError
 from prunescale.models.registry import REGISTRY, SMOLLM2_GGUF, cache_dir, package_file
@@ -108,7 +109,7 @@ def file_sha256(path: Path, chunk: int = 1 << 22) -> str:
 def convert_gguf(gguf: Path, out: Path) -> Path:
     """Dequantise a GGUF file into a normal HF folder at ``out`` (atomic: a temp folder is renamed)."""
     try:
-        import gguf as _gguf  # noqa: F401  (transformers needs it; fail with our message, not theirs)
+        import gguf as _gguf  # noqa: F401  (optional dependency transformers needs; fail with our message)
     except ImportError as exc:
         raise PrunescaleError("loading .gguf files needs the gguf package: pip install gguf") from exc
     kwargs = {"gguf_file": gguf.name}
@@ -203,8 +204,6 @@ def load_model(
         raise PrunescaleError(f"{where}: unreadable config.json ({str(exc).splitlines()[0]})") from exc
     except ValueError as exc:
         raise PrunescaleError(f"{where}: {str(exc).splitlines()[0]}") from exc
-    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING
-
     remote = trust_remote_code and "AutoModelForCausalLM" in (getattr(config, "auto_map", None) or {})
     if not remote and type(config) not in MODEL_FOR_CAUSAL_LM_MAPPING:
         kind = getattr(config, "model_type", "unknown")

@@ -14,6 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from prunescale.registry import Registry
+
 TINY_REASONER_DIR = Path(__file__).resolve().parent.parent / "toy" / "weights" / "tiny-reasoner"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
@@ -37,14 +39,11 @@ class KnownModel:
     think_format: str | None = None  # its thinking format (prunescale.tts.prompting.FORMATS), if it has one
 
 
-REGISTRY: dict[str, KnownModel] = {}
+REGISTRY: Registry[KnownModel] = Registry("model")
 
 
 def register(model: KnownModel) -> KnownModel:
-    if model.name in REGISTRY:
-        raise ValueError(f"model name {model.name!r} registered twice")
-    REGISTRY[model.name] = model
-    return model
+    return REGISTRY.add(model.name, model, replace=False)
 
 
 def package_file(dist_module: str, filename: str) -> Path | None:
@@ -85,7 +84,7 @@ def safetensors_params(folder: Path) -> int | None:
 def hub_snapshot(repo_id: str) -> Path | None:
     """The newest local snapshot of a hub model in the HF cache, if any (never touches the network)."""
     try:
-        from huggingface_hub import scan_cache_dir
+        from huggingface_hub import scan_cache_dir  # heavy; `prunescale models` alone needs it
 
         for repo in scan_cache_dir().repos:
             if repo.repo_id == repo_id and repo.repo_type == "model" and repo.revisions:

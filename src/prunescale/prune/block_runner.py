@@ -35,6 +35,7 @@ from torch import nn
 from torch.utils.hooks import RemovableHandle
 
 from prunescale.models.anatomy import Blocks, decoder_blocks
+from prunescale.progress import progress_bar
 
 
 def tree_to(obj: Any, device: torch.device | str) -> Any:
@@ -258,8 +259,6 @@ def for_each_block(
     """Calibrate block by block: ``visit(index, block, forward)`` may prune ``block``; ``forward()`` runs
     the block over all calibration inputs (so the visitor's hooks see them); ``forward(stop_after=mods)``
     stops each call once all of ``mods`` have received their input. Returns timing stats."""
-    from prunescale.progress import progress_bar
-
     t0 = time.perf_counter()
     blocks = decoder_blocks(model)
     calls = capture_inputs(model, samples, device)

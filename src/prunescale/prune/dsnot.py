@@ -16,8 +16,8 @@ As the reference code (zyxxmu/DSnoT, ``prune_DSnoT``): both candidate lists are 
 pointers from their ends (no entry is visited twice), all rows move in parallel, the threshold is compared
 with the error in the reference's units — its input mean is a sum over one sequence's tokens, so its r is
 ours times the tokens per calibration sequence. Which Linears are refined, the number of cycles and the
-threshold are the caller's (``dsnot_skip``, ``dsnot_cycles``, ``dsnot_threshold`` in
-:class:`prunescale.config.UnstructuredOptions`, with the reference's defaults). Where we depart: a row
+threshold are the caller's (the refinement's options, declared in :data:`prunescale.registry.REFINEMENTS`,
+with the reference's defaults in :class:`prunescale.config.UnstructuredOptions`). Where we depart: a row
 also stops when its next candidate no longer reduces |r| (a grow candidate that is not pruned or has the
 wrong sign, a prune candidate of the wrong sign) — the reference walks on into such entries, which
 happens only in tiny rows; and the variance is the pooled variance over all calibration tokens (the

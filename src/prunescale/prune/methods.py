@@ -1,11 +1,10 @@
-"""The unstructured pruning methods, registered by name: Magnitude, Wanda, SparseGPT, RIA; each may have
-its mask refined by DSnoT (``refine``).
+"""The unstructured pruning methods: Magnitude, Wanda, SparseGPT, RIA; each may have its mask refined by
+DSnoT (``refine``). Each is declared by name, with what it needs, in :data:`prunescale.registry.METHODS`.
 
 A method is ``fn(model, pattern, samples, device, progress, **its options) -> run statistics``; it prunes
 ``model`` in place to the :class:`~prunescale.prune.unstructured.Pattern`. Each takes exactly the options
-:data:`prunescale.config.METHOD_OPTIONS` lists for it (an unknown option is a TypeError, not ignored).
-Kernels stay pure (:mod:`masks`, :mod:`magnitude`, :mod:`wanda`, :mod:`ria`, :mod:`sparsegpt`,
-:mod:`dsnot`); the block runner
+its declaration lists (an unknown option is a TypeError, not ignored). Kernels stay pure (:mod:`masks`,
+:mod:`magnitude`, :mod:`wanda`, :mod:`ria`, :mod:`sparsegpt`, :mod:`dsnot`); the block runner
 (:mod:`block_runner`) owns hooks and devices; statistics hooks live in :mod:`statistics`.
 """
 
@@ -25,24 +24,6 @@ from prunescale.prune.ria import channel_permutation, ria_scores
 from prunescale.prune.sparsegpt import SparseGPT
 from prunescale.prune.statistics import block_input_stats, dense_input_stats, stat_hooks
 from prunescale.prune.wanda import InputStats, wanda_scores
-
-PruneFn = Callable[..., dict]
-METHODS: dict[str, PruneFn] = {}
-READS_DENSE_STATS: set[str] = set()  # methods that take an allocation's dense statistics (``input_stats``)
-
-
-def method(name: str, reads_dense_stats: bool = False) -> Callable[[PruneFn], PruneFn]:
-    """Register a pruning method under ``name`` (the CLI's ``--method`` values come from here);
-    ``reads_dense_stats``: in the dense regime it reads the input statistics an allocation's dense pass
-    measured instead of running a pass of its own."""
-
-    def deco(fn: PruneFn) -> PruneFn:
-        METHODS[name] = fn
-        if reads_dense_stats:
-            READS_DENSE_STATS.add(name)
-        return fn
-
-    return deco
 
 
 def _apply(linear: nn.Linear, mask: torch.Tensor, new_weight: torch.Tensor | None = None) -> None:
@@ -87,7 +68,7 @@ def _prune_scored(
     Sequential (default): block ℓ's statistics come from inputs through the already-pruned blocks before
     it, whatever the allocation. Otherwise (``sequential=False``) from the dense model: the statistics
     an allocation's dense pass measured (``input_stats``, OWL / DLP), or one pass run here. The caller
-    passes ``input_stats`` only for the dense regime (:func:`prunescale.api._method_kwargs`)."""
+    passes ``input_stats`` only for the dense regime (:func:`prunescale.api.pruning.method_kwargs`)."""
     if input_stats is not None and sequential:
         raise ValueError("input statistics of the dense model were given to a sequential run")
     blocks = decoder_blocks(model)
@@ -126,7 +107,6 @@ def _prune_scored(
     return run
 
 
-@method("magnitude")
 def prune_magnitude(
     model: nn.Module,
     pattern,
@@ -147,7 +127,6 @@ def prune_magnitude(
     return {"block_forwards": 0, "regime": "data-free"}
 
 
-@method("wanda", reads_dense_stats=True)
 def prune_wanda(
     model: nn.Module,
     pattern,
@@ -169,7 +148,6 @@ def prune_wanda(
                          description="wanda")
 
 
-@method("ria", reads_dense_stats=True)
 def prune_ria(
     model: nn.Module,
     pattern,
@@ -189,7 +167,6 @@ def prune_ria(
                          permute=ria_permute, description="ria")
 
 
-@method("sparsegpt")
 def prune_sparsegpt(
     model: nn.Module,
     pattern,

@@ -21,6 +21,7 @@ once, or folds the permutation into the previous layer, gets the N:M speed-up); 
 from __future__ import annotations
 
 import torch
+from scipy.optimize import linear_sum_assignment
 
 
 def ria_scores(weight: torch.Tensor, input_norms: torch.Tensor, a: float = 0.5) -> torch.Tensor:
@@ -67,8 +68,6 @@ def _slot_gain(perm_scores: torch.Tensor, n: int, m: int, slot: int, chunk_elems
 
 def channel_permutation(scores: torch.Tensor, n: int, m: int) -> torch.Tensor:
     """Permuted position → original input channel, chosen to raise the score an N:M mask keeps."""
-    from scipy.optimize import linear_sum_assignment
-
     scores = scores.float().cpu()
     index = snake_order(scores, m)
     groups = scores.shape[1] // m

@@ -17,7 +17,7 @@ from torch import nn
 from prunescale.errors import PrunescaleError
 from prunescale.models.anatomy import prunable_linears
 from prunescale.prune.audit import check_realised
-from prunescale.prune.methods import METHODS
+from prunescale.registry import METHODS
 
 
 @dataclass
@@ -47,8 +47,7 @@ def prune_model(
     **options: object,
 ) -> dict:
     """Prune ``model`` in place with a registered method, then check and return the realised sparsity."""
-    if method_name not in METHODS:
-        raise PrunescaleError(f"unknown method {method_name!r}; choose one of {', '.join(METHODS)}")
+    method = METHODS.get_or_fail(method_name)
     linears = prunable_linears(model)
     if not linears:
         raise PrunescaleError(f"{type(model).__name__} has no nn.Linear layers in its decoder blocks to prune")
@@ -60,8 +59,8 @@ def prune_model(
     missing = [n for n in linears if not pattern.nm and n not in pattern.sparsity]
     if missing:
         raise PrunescaleError(f"no sparsity given for {len(missing)} module(s), e.g. {missing[0]}")
-    calibrated = method_name != "magnitude" or options.get("refine")
+    calibrated = method.calibrated or options.get("refine")
     if calibrated and not samples and options.get("input_stats") is None:
         raise PrunescaleError(f"{method_name}{'+dsnot' if options.get('refine') else ''} needs calibration samples")
-    stats = METHODS[method_name](model, pattern, samples, **options)
+    stats = method(model, pattern, samples, **options)
     return {**check_realised(model, pattern), "run": stats}

@@ -17,13 +17,15 @@ from pathlib import Path
 
 import numpy as np
 
+from prunescale.report.claims import ALPHA, MARGIN, judge
+from prunescale.stats.power import minimum_detectable_difference
+from prunescale.study.results import manifest, notices, read_index, read_pooled
+from prunescale.tts.run import read_samples
+
 
 def _load(out: Path) -> tuple[dict, list[dict], dict[str, dict], dict[tuple[str, str], list[dict]]]:
     """The study's index, its pooled table, each variant's manifest and each run's samples: every folder
     comes from the index the runner wrote, never from re-planning the study."""
-    from prunescale.study.results import manifest, read_index, read_pooled
-    from prunescale.tts.run import read_samples
-
     index = read_index(out)
     rows = read_pooled(out)
     manifests = {v["name"]: m for v in index["variants"] if (m := manifest(out, v))}
@@ -69,7 +71,7 @@ def _params(manifest: dict, dense_params: int | None) -> tuple[float | None, flo
 
 
 def _plots(out: Path, rows: list[dict], manifests: dict, benches: list[str], variants: list[str]) -> dict[str, Path]:
-    import matplotlib
+    import matplotlib  # heavy: only when plotting; the backend is chosen before pyplot loads
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -196,8 +198,6 @@ def _accuracy_sections(bench: str, rows: list[dict], ev: dict) -> list[Section]:
             ["variant", "budget", "Δ points [95 %]", "p", "p (Holm)"], diff_rows))
     dense = [r for r in rs if r["kind"] == "dense"]
     if dense:
-        from prunescale.stats.power import minimum_detectable_difference
-
         top = max(dense, key=lambda r: r["budget"])
         mdd = minimum_detectable_difference(top["accuracy"], top["n_eff"])
         out[0].text += (f" Power: dense is at {100 * top['accuracy']:.1f} % at B={top['budget']} (effective n "
@@ -207,8 +207,6 @@ def _accuracy_sections(bench: str, rows: list[dict], ev: dict) -> list[Section]:
 
 
 def _claims_section(rows: list[dict], samples: dict) -> Section:
-    from prunescale.report.claims import ALPHA, MARGIN, judge
-
     claims = judge(rows, samples)
     k = claims[0].tests if claims else 0
     return Section(
@@ -229,8 +227,6 @@ def _claims_section(rows: list[dict], samples: dict) -> Section:
 
 
 def _notices_section(out: Path, index: dict) -> tuple[Section, list[dict]]:
-    from prunescale.study.results import notices
-
     found = notices(out, index)
     text = ("Every warning a stage of this study raised, once, with the variant and stage it belongs to (also "
             "printed by `prunescale study`)." if found else "None: no stage of this study raised a warning.")

@@ -11,10 +11,12 @@ results.
 
 from __future__ import annotations
 
+import multiprocessing as mp
 import os
 import secrets
 import socket
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,9 +73,6 @@ def run_local(work: Work, spec_dict: dict, todo: list[int], names: list[str], ou
 
 def run_pool(work: Work, spec_dict: dict, todo: list[int], names: list[str], out: Path, threads: int, jobs: int,
              log: Callable[[str], None], advance: Callable[[], None]) -> list[Failure]:
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-
     failures = []
     with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn")) as pool:
         futures = {pool.submit(work, spec_dict, i, str(out), threads, None): i for i in todo}
@@ -99,7 +98,7 @@ def run_ray(work: Work, spec_dict: dict, todo: list[int], names: list[str], out:
     """One task per variant: ``num_cpus`` = the study's threads and, when the study runs on CUDA, ``gpus``
     GPUs (one; vLLM's tensor-parallel size where it shards a model over several)."""
     try:
-        import ray
+        import ray  # optional dependency (the ray extra)
     except ImportError:
         raise PrunescaleError("--executor ray needs ray: pip install 'prunescale[ray]'") from None
     address = ray_address(address)

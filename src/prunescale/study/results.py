@@ -18,6 +18,10 @@ from collections import defaultdict
 from pathlib import Path
 
 from prunescale.errors import PrunescaleError
+from prunescale.stats.intervals import accuracy
+from prunescale.stats.multiple import holm
+from prunescale.stats.paired import paired
+from prunescale.tts.run import read_samples
 
 INDEX, RESULTS, POOLED = "index.json", "results.csv", "pooled.csv"
 INDEX_VERSION = 2
@@ -96,8 +100,6 @@ def manifest(out: Path, variant: dict) -> dict:
 
 def runs(out: Path, index: dict):
     """(variant entry, its manifest, benchmark, samples) for every evaluation the index lists."""
-    from prunescale.tts.run import read_samples
-
     for v in index["variants"]:
         m = manifest(out, v)
         for ev in v["evals"]:
@@ -121,8 +123,6 @@ def _rates(flat: list[dict]) -> dict:
 
 def collect_results(out: Path, index: dict) -> list[dict]:
     """One row per variant × benchmark × budget × seed, from each finished run's samples.jsonl."""
-    from prunescale.stats.intervals import accuracy
-
     rows = []
     for v, m, bench, samples in runs(out, index):
         groups: dict[tuple[int, int], dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
@@ -162,10 +162,6 @@ def pooled_results(out: Path, index: dict) -> list[dict]:
     """One row per variant × benchmark × budget: accuracy pooled over seeds and samples (items the unit),
     and against dense on the same items: the mean paired difference, its interval and p-value, raw and
     Holm-adjusted over the benchmark's family (every non-dense variant × budget)."""
-    from prunescale.stats.intervals import accuracy
-    from prunescale.stats.multiple import holm
-    from prunescale.stats.paired import paired
-
     table = list(runs(out, index))
     dense = {bench: samples for v, _, bench, samples in table if v["kind"] == "dense"}
     rows = []

@@ -10,7 +10,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import torch
+
+from prunescale import api, plugins
+from prunescale.config import EvalSpec, PruneSpec, StructuredSpec, validated
 from prunescale.errors import PrunescaleError
+from prunescale.progress import progress_bar
+from prunescale.report.study_report import write_report
 from prunescale.study.executors import Failure, check_token, run_local, run_pool, run_ray
 from prunescale.study.results import (
     INDEX,
@@ -32,6 +38,7 @@ from prunescale.study.store import (
     write_json_atomic,
     write_text_atomic,
 )
+from prunescale.tts.benchmarks import load_benchmark
 
 DEMO_SPEC = Path(__file__).resolve().parent / "demo.yaml"
 
@@ -76,27 +83,21 @@ def eval_done(d: Path) -> bool:
 def _prune(spec: StudySpec, v: Variant, folder: Path, log: Callable[[str], None]) -> None:
     """Prune one variant: its options as the variant gives them (the rest keep the schema's defaults), with
     the study's model, calibration, device and dtype."""
-    from prunescale.api import prune, prune_structured
-    from prunescale.config import PruneSpec, StructuredSpec, validated
-
     options = v.model_dump(exclude={"name"}, exclude_unset=True) | {"method": v.method}
     s = validated(StructuredSpec if v.kind == "structured" else PruneSpec, **options, model=spec.model,
                   calibration=spec.calibration, device=spec.device, dtype=spec.dtype, out=folder, overwrite=True)
     if v.kind == "structured":
-        prune_structured(s, log=log)
+        api.prune_structured(s, log=log)
     else:
-        prune(s, log=log, progress=False)
+        api.prune_unstructured(s, log=log, progress=False)
 
 
 def _evaluate(spec: StudySpec, model: str, v: Variant, runs: list[tuple[str, Path]],
               log: Callable[[str], None]) -> None:
     """Evaluate one variant on the benchmarks ``runs`` names, with the model loaded once for all of them."""
-    from prunescale.api import evaluate_all
-    from prunescale.config import EvalSpec, validated
-
     specs = [validated(EvalSpec, **spec.eval.options(), model=model, benchmark=b, label=v.name, out=folder)
              for b, folder in runs]
-    evaluate_all(specs, log=log, progress=False)
+    api.evaluate_all(specs, log=log, progress=False)
 
 
 def run_variant(spec_dict: dict, stage_index: int, out: str, threads: int, token: str | None = None) -> list[str]:
@@ -104,8 +105,6 @@ def run_variant(spec_dict: dict, stage_index: int, out: str, threads: int, token
     pools can call it. Every executor runs a variant with the same thread count (the study's), because
     float sums on the CPU depend on it and a study's numbers must not depend on where it ran. ``token``: the
     head's token, checked before any work where the variant may run on another node."""
-    import torch
-
     check_token(out, token)
     spec = StudySpec(**spec_dict)
     stage = plan(spec, Path(out))[stage_index]
@@ -130,8 +129,6 @@ def run_variant(spec_dict: dict, stage_index: int, out: str, threads: int, token
 
 def study_threads(spec: StudySpec) -> int:
     """The CPU threads each variant runs with: the study's ``threads``, else the cores torch sees here."""
-    import torch
-
     return spec.threads or torch.get_num_threads()
 
 
@@ -223,8 +220,6 @@ def run_study(
         write_json_atomic(out / INDEX, idx)
         write_text_atomic(out / RESULTS, results_csv(collect_results(out, idx)))
         write_text_atomic(out / POOLED, results_csv(pooled_results(out, idx), POOLED_COLUMNS))
-        from prunescale.report.study_report import write_report
-
         write_report(out)
         for n in notices(out, idx):  # the report's Notices, on the console of every executor
             log(f"notice: {n['variant']} ({n['stage']}): {n['notice']}")
@@ -236,9 +231,6 @@ def run_study(
 
 
 def _check_benchmarks(spec: StudySpec) -> None:
-    from prunescale import plugins
-    from prunescale.tts.benchmarks import load_benchmark
-
     plugins.load()
     for b in spec.eval.benchmarks:
         load_benchmark(b, spec.eval.split, 1, spec.eval.seeds[0])  # offline hub benchmarks fail here, clearly
@@ -246,8 +238,6 @@ def _check_benchmarks(spec: StudySpec) -> None:
 
 def _execute(spec: StudySpec, todo: list[int], out: Path, jobs: int, executor: str, threads: int,
              ray_address: str | None, log: Callable[[str], None]) -> list[Failure]:
-    from prunescale.progress import progress_bar
-
     spec_dict = spec.model_dump()
     names = [v.name for v in expand(spec)]
     if executor == "ray":

@@ -10,6 +10,7 @@ its YAML path.
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Annotated, Literal
@@ -17,19 +18,10 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import AfterValidator, Discriminator, Tag, ValidationError, field_validator, model_validator
 
-from prunescale.config import (
-    METHOD_OPTIONS,
-    STRUCTURED,
-    Calibration,
-    DType,
-    EvalOptions,
-    OptionalPositive,
-    Strict,
-    StructuredOptions,
-    UnstructuredOptions,
-    one_line,
-)
+from prunescale.config import Calibration, EvalOptions, Strict, StructuredOptions, UnstructuredOptions, one_line
+from prunescale.config.fields import DType, OptionalPositive
 from prunescale.errors import PrunescaleError
+from prunescale.registry import METHODS, REMOVALS
 
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
@@ -66,7 +58,7 @@ VARIANT_KINDS = ("dense", "unstructured", "structured")
 
 def _variant_kind(v: object) -> str:
     method = v.get("method", "dense") if isinstance(v, dict) else getattr(v, "method", "dense")
-    return "dense" if method == "dense" else "structured" if method in STRUCTURED else "unstructured"
+    return "dense" if method == "dense" else "structured" if method in REMOVALS else "unstructured"
 
 
 Variant = Annotated[
@@ -150,7 +142,8 @@ class StudySpec(Strict):
         if g and g.unstructured:
             for m in g.unstructured.methods:  # `sequential` goes to the methods that read it
                 base = m.split("+", 1)[0]
-                seq = {"sequential": g.unstructured.sequential} if "sequential" in METHOD_OPTIONS.get(base, ()) else {}
+                reads = METHODS[base].options if base in METHODS else ()
+                seq = {"sequential": g.unstructured.sequential} if "sequential" in reads else {}
                 for a in g.unstructured.allocations:
                     for s in g.unstructured.sparsities:
                         out.append(UnstructuredVariant(name=f"{m.replace('+', '-')}-{round(100 * s)}-{a}", method=m,
@@ -182,8 +175,6 @@ def _source_file(source: str | None) -> Path | None:
 
 def _names_splits(path: Path) -> bool:
     """Whether a JSONL file's rows carry a ``split`` field (then calibration and evaluation read disjoint rows)."""
-    import json
-
     try:
         with path.open(encoding="utf-8") as fh:
             return any("split" in json.loads(line) for line in fh if line.strip())

@@ -1,34 +1,68 @@
 """Where study stages live: folders named by a content hash of their inputs, a lock, atomic files.
 
 A stage's folder name is ``<readable name>-<hash>``, the hash covering everything that determines the
-stage's output (model, method, allocation, calibration, seeds, settings) and the stage's code version.
+stage's output (model, method, allocation, calibration, seeds, settings) and the code that computes it
+(:func:`code_digest`), so a folder made by other code is never reused and nobody has to remember to say so.
 A finished stage is recognised by its final file (written last, atomically) and reused; an unfinished
 evaluation resumes from its ``samples.jsonl``.
 """
 
 from __future__ import annotations
 
+import ast
 import fcntl
+import functools
 import hashlib
 import json
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from prunescale.errors import PrunescaleError
 
-# Bump when a stage's code changes what it writes, so old folders are not reused.
-# prune 2: ShortGPT/angular as their references, AlphaPruning's x_min at the spectral peak, LayerIF's sign;
-# 3: OWL/DLP no longer change Wanda's regime, manifests record the regime and notices;
-# eval 2: literal boundary, model formats, cue-free grading; 3: pooled intervals in summary.json, Wait counts;
-# 4: summaries record notices, GSM8K's validation split carved from train
-STAGE_VERSIONS = {"prune": 3, "eval": 4}
+PACKAGE = Path(__file__).resolve().parent.parent
+# The code each stage runs, relative to the package: what it computes and writes depends on these and on
+# nothing else of prunescale (the CLI, the report and the statistics read finished stages). Data loaders
+# and the embedded model's plugin are in both: they decide the calibration tokens and the benchmark items.
+STAGE_CODE = {
+    "prune": ("prune", "models", "data", "toy", "registry.py", "provenance.py", "api/pruning.py",
+              "api/structured.py", "api/output.py"),
+    "eval": ("tts", "eval", "models", "data", "toy", "provenance.py", "api/evaluation.py"),
+}
+
+
+def source_digest(files: Iterable[Path]) -> str:
+    """A hash of what these Python files *do*: their syntax trees without docstrings, comments or layout, so a
+    reworded docstring or a reformatted line keeps every cached stage and any change of code does not."""
+    h = hashlib.sha256()
+    for f in sorted(files):
+        tree = ast.parse(f.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            body = getattr(node, "body", None)
+            if (isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and body
+                    and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)
+                    and isinstance(body[0].value.value, str)):
+                node.body = body[1:] or [ast.Pass()]
+        h.update(f.relative_to(PACKAGE).as_posix().encode() if f.is_relative_to(PACKAGE) else f.name.encode())
+        h.update(ast.dump(tree, annotate_fields=False).encode())
+    return h.hexdigest()[:16]
+
+
+@functools.cache
+def code_digest(stage: str) -> str:
+    """The digest of the code ``stage`` runs (:data:`STAGE_CODE`)."""
+    files: list[Path] = []
+    for part in STAGE_CODE[stage]:
+        path = PACKAGE / part
+        files += sorted(path.rglob("*.py")) if path.is_dir() else [path]
+    return source_digest(files)
 
 
 def stage_key(stage: str, inputs: dict) -> str:
-    payload = json.dumps({"stage": stage, "version": STAGE_VERSIONS[stage], **inputs}, sort_keys=True, default=str)
+    """The hash in a stage folder's name: its inputs and the digest of its code."""
+    payload = json.dumps({"stage": stage, "code": code_digest(stage), **inputs}, sort_keys=True, default=str)
     return hashlib.sha256(payload.encode()).hexdigest()[:12]
 
 

@@ -29,6 +29,20 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
+from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, pre_tokenizers, processors
+from transformers import (
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    GenerationConfig,
+    LlamaConfig,
+    PreTrainedTokenizerFast,
+    Qwen2Config,
+    Qwen3Config,
+)
+
+from prunescale.tts.benchmarks import Item
+from prunescale.tts.forcing import Markers, Policy, eos_ids, sweep
+from prunescale.tts.prompting import prompt_ids, think_format
 
 LETTERS = [chr(ord("A") + i) for i in range(26)]
 CHARS = [chr(i) for i in range(32, 127)] + ["\n"]
@@ -110,9 +124,6 @@ class Script:
 
 
 def build_tokenizer(family: Family):
-    from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, pre_tokenizers, processors
-    from transformers import PreTrainedTokenizerFast
-
     vocab: dict[str, int] = {}
     for t in (*family.specials, *family.added, *family.words, *CHARS):
         vocab.setdefault(t, len(vocab))
@@ -163,8 +174,6 @@ def transitions(script: Script) -> dict[str, list[str]]:
 def build(script: Script, folder: Path, hidden: int = 128) -> Path:
     """Write the checkpoint folder (config, safetensors, tokenizer, chat template, generation config and
     the script as ``scripted.json``)."""
-    from transformers import AutoModelForCausalLM, GenerationConfig, LlamaConfig, Qwen2Config, Qwen3Config
-
     fam = FAMILIES[script.family]
     tok = build_tokenizer(fam)
     vocab = tok.get_vocab()
@@ -209,13 +218,6 @@ def sweep_rows(engine, folder: Path, budgets, seeds=(None,), temperature: float 
     trajectory per seed, with the folder's own format; returns what each sample is made of, per trajectory
     and budget: (budget, kept thinking text, thinking tokens, forced end, Wait rounds, answer ids, cue).
     Shared by the hf tests, the opt-in vLLM tests and the GPU smoke check, so all compare the same thing."""
-    from transformers import AutoTokenizer, GenerationConfig
-
-    from prunescale.api import eos_ids
-    from prunescale.tts.benchmarks import Item
-    from prunescale.tts.forcing import Markers, Policy, sweep
-    from prunescale.tts.prompting import prompt_ids, think_format
-
     tok = AutoTokenizer.from_pretrained(folder)
     fmt = think_format(tok, str(folder))
     mk = Markers(tok, fmt, eos_ids(GenerationConfig.from_pretrained(folder)))

@@ -26,8 +26,10 @@ import time
 from pathlib import Path
 
 import torch
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from transformers import Qwen3Config, Qwen3ForCausalLM
 
+from prunescale.toy.evaluate import accuracy, solve
 from prunescale.toy.tasks import LABELS, NODES, Problem, iter_problems
 from prunescale.toy.tokenizer import EOS, THINK_CLOSE, build_tokenizer, render_prompt
 
@@ -142,15 +144,11 @@ def lr_at(step: int, steps: int, warmup: int, peak: float, floor: float = 0.05) 
 @torch.no_grad()
 def full_thinking_accuracy(model: Qwen3ForCausalLM, split: str, n: int, seed: int = 0) -> float:
     """Greedy accuracy with unlimited thinking on ``n`` problems (a quick health check)."""
-    from prunescale.toy.evaluate import accuracy, solve
-
     problems = [p for _, p in zip(range(n), iter_problems(split, seed=seed))]
     return accuracy(solve(model.eval(), build_tokenizer(), problems, [256], batch_size=128)[1][256])
 
 
 def train(args: argparse.Namespace) -> dict:
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
     torch.manual_seed(args.seed)
     random.seed(args.seed)
     if args.threads:

@@ -32,9 +32,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from prunescale.data.hub import hub_rows
 from prunescale.data.splits import ALIASES, canonical_split, carve, declared_splits, row_key, rows_of_split
 from prunescale.errors import PrunescaleError
 from prunescale.models.registry import package_file
+from prunescale.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -50,7 +52,7 @@ class Item:
 
 
 Loader = Callable[[str, int | None, int], list[Item]]  # (split, limit, seed) -> items
-BENCHMARKS: dict[str, Loader] = {}
+BENCHMARKS: Registry[Loader] = Registry("benchmark")
 SOURCES: dict[str, str] = {}
 SPLITS: dict[str, tuple[str, ...]] = {}  # the splits a benchmark has; any other is refused before work starts
 TEST_ONLY = ("test",)
@@ -128,8 +130,6 @@ def _math500(split: str, limit: int | None, seed: int) -> list[Item]:
 
 
 def _hub_rows(name: str, split: str) -> list[dict]:
-    from prunescale.data.hub import hub_rows
-
     return hub_rows(name, split, "--benchmark jsonl:PATH")
 
 

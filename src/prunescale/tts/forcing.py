@@ -79,6 +79,15 @@ def running_ids(tok: PreTrainedTokenizerBase, text: str) -> tuple[int, ...]:
     return tuple(tok(text, add_special_tokens=False).input_ids)
 
 
+def eos_ids(generation_config) -> tuple[int, ...]:
+    """Every id that ends a reply by the model's generation config (Qwen lists ``<|im_end|>`` and
+    ``<|endoftext|>``); the tokenizer's own EOS is added by the evaluator."""
+    ids = getattr(generation_config, "eos_token_id", None)
+    if ids is None:
+        return ()
+    return tuple(ids) if isinstance(ids, (list, tuple)) else (int(ids),)
+
+
 class Markers:
     """A format's texts as token ids of one tokenizer, and the ids that end a reply (every EOS id of the
     model's generation config, e.g. Qwen's ``<|im_end|>`` and ``<|endoftext|>``)."""

@@ -104,7 +104,7 @@ def math_equal_inline(pred: str, gold: str) -> tuple[bool, str]:
     that is the rule). Where it raises (SymPy fails on odd input in many ways), the status is
     ``grader_error``, recorded in samples.jsonl and counted in the summary, and the answer counts as
     correct only if it is the gold string itself."""
-    from math_verify import parse, verify
+    from math_verify import parse, verify  # heavy (SymPy): only in grading workers, never at CLI or help time
 
     try:
         gold_p, pred_p = parse(_wrap(gold)), parse(_wrap(pred))

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from prunescale.errors import PrunescaleError
+from prunescale.registry import Registry
 from prunescale.tts.benchmarks import Item
 from prunescale.tts.grading import Grader, extract_letter, extract_math
 
@@ -48,7 +49,7 @@ class Kind:
         return self.check is None and grader.equal_many([(a, b)])[0].correct
 
 
-KINDS: dict[str, Kind] = {}
+KINDS: Registry[Kind] = Registry("item kind")
 
 
 def register(kind: Kind) -> Kind:

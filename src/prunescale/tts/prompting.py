@@ -33,6 +33,7 @@ from pathlib import Path
 from transformers import PreTrainedTokenizerBase
 
 from prunescale.errors import PrunescaleError
+from prunescale.models.registry import REGISTRY
 from prunescale.tts.benchmarks import Item
 from prunescale.tts.kinds import kind_of
 
@@ -71,8 +72,6 @@ _HF_CACHE = re.compile(r"^models--([^/]+?)--(.+)$")
 
 def family_of(model: str, depth: int = 0) -> tuple[str, str] | None:
     """(format name, why) for a model name, hub id or local folder of a known family, else None."""
-    from prunescale.models.registry import REGISTRY
-
     known = REGISTRY.get(model)
     if known is not None and known.think_format:
         return known.think_format, f"registry entry {model}"

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from prunescale.config import EvalSpec
 from prunescale.errors import PrunescaleError
+from prunescale.progress import progress_bar
 from prunescale.provenance import environment
 from prunescale.stats.intervals import accuracy
 from prunescale.tts.benchmarks import Item, load_benchmark
@@ -127,8 +128,6 @@ def evaluate_run(spec: EvalSpec, model, tok, engine, log: Callable[[str], None] 
                  eos: tuple[int, ...] = ()) -> Path:
     """Generate, grade and summarise (model and engine already loaded; see :func:`prunescale.api.evaluate`).
     ``eos``: every id that ends a reply (the model's generation config), besides the tokenizer's EOS."""
-    from prunescale.progress import progress_bar
-
     items = load_benchmark(spec.benchmark, spec.split, spec.limit, spec.seeds[0])
     fmt = think_format(tok, spec.model, (spec.think_open, spec.think_close) if spec.think_open else None)
     check_markers(tok, fmt)

