@@ -40,8 +40,8 @@ CHILD = textwrap.dedent(
 
 KILL_POINTS = [
     ("prunescale.prune.block_runner", "run_block", 3),  # inside block-by-block calibration
-    ("prunescale.api.pruning", "save_checkpoint", 1),  # while writing the first pruned model
-    ("prunescale.api.pruning", "save_checkpoint", 3),
+    ("prunescale.models.save", "save_checkpoint", 1),  # while writing the first pruned model
+    ("prunescale.models.save", "save_checkpoint", 3),
     ("prunescale.tts.engines.hf", "HFEngine.generate", 1),  # first generation call
     ("prunescale.tts.engines.hf", "HFEngine.generate", 5),  # mid-way through the evaluations
     ("prunescale.tts.engines.hf", "HFEngine.generate", 14),
@@ -50,7 +50,7 @@ KILL_POINTS = [
     ("prunescale.tts.run", "summarise", 2),  # after samples, before a summary is written
     ("prunescale.study.runner", "collect_results", 1),  # all stages done, results.csv not yet written
     ("prunescale.study.store", "write_text_atomic", 1),  # while writing results.csv
-    ("prunescale.study.runner", "write_report", 1),  # everything done but the report
+    ("prunescale.report.study_report", "write_report", 1),  # everything done but the report
 ]
 
 

@@ -21,9 +21,9 @@ from prunescale import plugins
 from prunescale.api.output import staged
 from prunescale.config import AllocationSpec, Calibration, PruneSpec
 from prunescale.data.calibration import CalibrationSet, check_source, default_source, load_calibration
+from prunescale.models import save  # looked up at call time: fault-injection tests patch it there
 from prunescale.models.loader import LoadedModel, check_device, check_dtype, load_model
 from prunescale.models.registry import cache_dir
-from prunescale.models.save import save_checkpoint
 from prunescale.provenance import environment
 from prunescale.prune.allocation.registry import Allocation, AllocationContext, allocate, block_weights
 from prunescale.prune.unstructured import Pattern, prune_model
@@ -196,7 +196,7 @@ def prune_unstructured(spec: PruneSpec, log: Log = print, progress: bool = True)
             log(f"note: {notices[-1]}")
         manifest = _manifest(spec, lm, calib, done, notices, time.perf_counter() - t0)
         manifest["compute_dtype"] = str(next(lm.model.parameters()).dtype).removeprefix("torch.")
-        save_checkpoint(lm.model, lm.tokenizer, tmp, manifest, saved_dtype(lm, manifest))
+        save.save_checkpoint(lm.model, lm.tokenizer, tmp, manifest, saved_dtype(lm, manifest))
         if not spec.nm:
             (tmp / "allocation.json").write_text(json.dumps(done.pattern.sparsity, indent=1) + "\n")
     log(f"realised sparsity {done.result['realised_global']:.4f} (target {done.result['target_global']:.4f}) → {out}")

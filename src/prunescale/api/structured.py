@@ -13,7 +13,7 @@ from prunescale.api.output import staged
 from prunescale.api.pruning import Log, calibration_notices, load_and_calibrate, saved_dtype
 from prunescale.config import StructuredSpec
 from prunescale.errors import PrunescaleError
-from prunescale.models.save import save_checkpoint
+from prunescale.models import save  # looked up at call time: fault-injection tests patch it there
 from prunescale.provenance import environment
 from prunescale.prune.structured.remove import block_params, remove_blocks
 from prunescale.prune.structured.rules import RemovalPlan, RuleInput
@@ -116,6 +116,6 @@ def prune_structured(spec: StructuredSpec, log: Log = print) -> Path:
             "environment": environment(),
         }
         manifest["compute_dtype"] = str(next(model.parameters()).dtype).removeprefix("torch.")
-        save_checkpoint(model, lm.tokenizer, tmp, manifest, saved_dtype(lm, manifest))
+        save.save_checkpoint(model, lm.tokenizer, tmp, manifest, saved_dtype(lm, manifest))
         smoke_check(model, tmp)
     return out

@@ -16,7 +16,7 @@ from prunescale import api, plugins
 from prunescale.config import EvalSpec, PruneSpec, StructuredSpec, validated
 from prunescale.errors import PrunescaleError
 from prunescale.progress import progress_bar
-from prunescale.report.study_report import write_report
+from prunescale.report import study_report  # looked up at call time: fault-injection tests patch it there
 from prunescale.study.executors import Failure, check_token, run_local, run_pool, run_ray
 from prunescale.study.results import (
     INDEX,
@@ -220,7 +220,7 @@ def run_study(
         write_json_atomic(out / INDEX, idx)
         write_text_atomic(out / RESULTS, results_csv(collect_results(out, idx)))
         write_text_atomic(out / POOLED, results_csv(pooled_results(out, idx), POOLED_COLUMNS))
-        write_report(out)
+        study_report.write_report(out)
         for n in notices(out, idx):  # the report's Notices, on the console of every executor
             log(f"notice: {n['variant']} ({n['stage']}): {n['notice']}")
     if failures:
