@@ -137,7 +137,7 @@ def prune(**options: Any) -> None:
               "calibration": pick(options, Calibration)}
     unstructured = pick(options, UnstructuredOptions, exclude=("method",))
     structured = pick(options, StructuredOptions, exclude=("method",))
-    if method.partition("+")[0] in REMOVALS:
+    if method in REMOVALS:
         if unstructured:
             raise PrunescaleError(f"{method} removes whole blocks: {flag(sorted(unstructured)[0])} is an "
                                   "unstructured option (use --remove-layers, --match-sparsity or --layers)")

@@ -14,7 +14,6 @@ import inspect
 import types
 import typing
 from collections.abc import Callable
-from pathlib import Path
 from typing import Annotated, Any, TypeVar, Union
 
 import click
@@ -43,8 +42,13 @@ def int_list(text: str, what: str) -> list[int]:
         raise PrunescaleError(f"{what} must be comma-separated integers, got {text!r}") from None
 
 
+def flags_of(name: str) -> tuple[str, ...]:
+    """The flags of field ``name``'s option: ``--field-name`` unless :data:`FLAGS` says otherwise."""
+    return FLAGS.get(name, (f"--{name.replace('_', '-')}",))
+
+
 def flag(name: str) -> str:
-    return FLAGS.get(name, (f"--{name.replace('_', '-')}",))[0]
+    return flags_of(name)[0]
 
 
 def _base(annotation: Any) -> Any:
@@ -66,10 +70,10 @@ def help_of(field: FieldInfo) -> str:
 def option(name: str, field: FieldInfo, help_text: str | None = None) -> inspect.Parameter:
     """The keyword parameter typer reads as the option for field ``name``."""
     base = _base(field.annotation)
-    flags = FLAGS.get(name, (f"--{name.replace('_', '-')}",))
+    flags = flags_of(name)
     if base is bool and field.default is True:
         flags = (f"{flags[0]}/--no-{flags[0].removeprefix('--')}",)
-    typ = {list: str, Path: Path}.get(base, base)
+    typ = str if base is list else base
     required = field.is_required()
     annotation = Annotated[typ if required else typ | None,  # type: ignore[operator]
                            typer.Option(*flags, help=help_of(field) if help_text is None else help_text)]

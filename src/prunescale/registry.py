@@ -36,10 +36,6 @@ class Registry(dict[str, T], Generic[T]):
         self[name] = entry
         return entry
 
-    def register(self, name: str) -> Callable[[T], T]:
-        """Decorator form of :meth:`add` for entries that are functions."""
-        return lambda entry: self.add(name, entry)
-
     def get_or_fail(self, name: str, extra: tuple[str, ...] = ()) -> T:
         """The entry, or one user-facing line naming every choice (``extra``: choices that are not entries,
         such as ``file:PATH``)."""
