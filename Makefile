@@ -2,7 +2,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install demo test test-slow test-vllm vllm-venv lint bench train-toy clean
+.PHONY: install demo test test-slow test-vllm vllm-venv llmc-venv lint bench train-toy clean
 
 install: $(VENV)/.installed
 
@@ -34,6 +34,14 @@ vllm-venv: .venv-vllm/.installed
 test-vllm: vllm-venv
 	.venv-vllm/bin/python -m pytest -q -m vllm tests/test_vllm_optin.py
 
+# Opt-in: llm-compressor 0.14 (the reference GPTQ for parity benchmarks) in a venv of its own, beside
+# torch 2.13.0+cpu; prunescale is not installed there. Run by benchmarks/reference/llmc.py (subprocess).
+llmc-venv: .venv-llmc/.installed
+
+.venv-llmc/.installed: scripts/install_llmc.sh
+	bash scripts/install_llmc.sh .venv-llmc
+	touch $@
+
 bench: install
 	$(PY) benchmarks/tiny_reasoner.py
 
@@ -48,4 +56,4 @@ train-toy: install
 	$(PY) benchmarks/tiny_reasoner.py --write-behaviour
 
 clean:
-	rm -rf $(VENV) .venv-vllm runs .pytest_cache .ruff_cache
+	rm -rf $(VENV) .venv-vllm .venv-llmc runs .pytest_cache .ruff_cache

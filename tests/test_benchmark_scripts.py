@@ -23,6 +23,7 @@ SCRIPTS = {  # script → (extra arguments, keys its JSON line must have)
     "gpu_smoke.py": (["--device", "cpu"], {"benchmark", "identical_sample_share", "layerif_max_rel_diff",
                                            "scripted_device_equals_cpu"}),
     "hardware.py": (["--out", "{tmp}/hw"], {"benchmark", "shapes", "full_tokens"}),
+    "quantize_speed.py": ([], {"benchmark", "reference", "time_ratio", "peak_rss_ratio", "perplexity"}),
     "engines.py": ([] if HAS_VLLM else ["--engines", "hf"], {"benchmark", "engines"}),
 }
 

@@ -58,7 +58,7 @@ def test_every_claim_held_on_a_study_that_shows_it():
         "w70": ("unstructured", {0: 0.2, 96: 0.8}, "wanda", "uniform", 0.7),
         "w70owl": ("unstructured", {0: 0.2, 96: 0.5}, "wanda", "owl", 0.7),
     })
-    assert v == {"a": "held", "b": "held", "c": "held"}
+    assert v == {"a": "held", "b": "held", "c": "held", "d": "not tested"}
 
 
 def test_claims_not_held_when_the_data_says_otherwise():
@@ -69,11 +69,11 @@ def test_claims_not_held_when_the_data_says_otherwise():
         "w70": ("unstructured", {0: 0.2, 96: 0.5}, "wanda", "uniform", 0.7),
         "w70owl": ("unstructured", {0: 0.2, 96: 0.5}, "wanda", "owl", 0.7),  # allocation changes nothing
     })
-    assert v == {"a": "not held", "b": "not held", "c": "not held"}
+    assert v == {"a": "not held", "b": "not held", "c": "not held", "d": "not tested"}
 
 
 def test_undecided_and_not_tested():
-    assert _verdicts({}) == {"a": "not tested", "b": "not tested", "c": "not tested"}
+    assert _verdicts({}) == {"a": "not tested", "b": "not tested", "c": "not tested", "d": "not tested"}
     v = _verdicts({"w20": ("unstructured", {0: 0.2, 96: 0.85}, "wanda", "uniform", 0.2)})  # 5 points: too close
     assert v["b"] == "undecided"
 
@@ -201,3 +201,108 @@ def test_a_accounts_for_the_error_of_denses_own_gain():
     never held."""
     v = _verdicts({"short": ("structured", {0: 0.2, 96: 0.55}, "shortgpt", "", 0.0)})
     assert v["a"] == "undecided"
+
+
+# Quantized variants: (a)–(c) never read them; (d) tests each against its unquantized counterpart.
+
+W20 = ("unstructured", {0: 0.2, 96: 0.9}, "wanda", "uniform", 0.2)
+
+
+def _quantized(pooled: list[dict], samples: dict, name: str, kind: str, shares: dict[int, float],
+               quantized_from: str, method: str = "", allocation: str = "", sparsity: float = 0.0,
+               quantize: str = "gptq-w4-g128") -> None:
+    """Add a quantized variant's rows (the columns results.py writes for it) and samples to a study."""
+    s = _samples(shares)
+    samples[(name, "t")] = s
+    rows = _pooled(name, kind, s, samples[("dense", "t")], method, allocation, sparsity)
+    pooled += [r | {"quantize": quantize, "bits": 4, "quantized_from": quantized_from} for r in rows]
+
+
+def _claims(pooled: list[dict], samples: dict) -> dict:
+    return {c.key: c for c in judge(pooled, samples)}
+
+
+def test_quantized_variants_do_not_move_claims_a_to_c():
+    """Quantized rows that would flip (a), (b) and (c) if read as pruning variants leave their verdicts as
+    they were: a quantized layer-removal variant that keeps its scaling, a quantized 20 % variant 40 points
+    worse, a second OWL variant at 70 % (which makes (c)'s pairing ambiguous)."""
+    pooled, samples = _study({
+        "short": ("structured", {0: 0.2, 96: 0.25}, "shortgpt", "", 0.0),
+        "w20": W20,
+        "w20owl": ("unstructured", {0: 0.2, 96: 0.9}, "wanda", "owl", 0.2),
+        "w70": ("unstructured", {0: 0.2, 96: 0.8}, "wanda", "uniform", 0.7),
+        "w70owl": ("unstructured", {0: 0.2, 96: 0.5}, "wanda", "owl", 0.7),
+    })
+    before = {k: c.verdict for k, c in _claims(pooled, samples).items() if k in "abc"}
+    _quantized(pooled, samples, "short-q4", "structured", {0: 0.2, 96: 0.88}, "short", "shortgpt")
+    _quantized(pooled, samples, "w20-q4", "unstructured", {0: 0.2, 96: 0.5}, "w20", "wanda", "uniform", 0.2)
+    _quantized(pooled, samples, "w70owl-q4", "unstructured", {0: 0.2, 96: 0.8}, "w70owl", "wanda", "owl", 0.7)
+    after = _claims(pooled, samples)
+    assert before == {"a": "held", "b": "held", "c": "held"}
+    assert {k: c.verdict for k, c in after.items() if k in "abc"} == before
+    assert after["d"].verdict == "not held"  # the quantized variants are read by (d) alone
+    # the premise: read as pruning variants, these rows would have flipped every verdict
+    as_pruning = [{k: v for k, v in r.items() if k not in ("quantize", "quantized_from")} for r in pooled]
+    flipped = _claims(as_pruning, samples)
+    assert {k: flipped[k].verdict for k in "abc"} == {"a": "not held", "b": "not held", "c": "not tested"}
+
+
+def test_d_held_when_quantization_keeps_scaling():
+    pooled, samples = _study({"w20": W20})
+    _quantized(pooled, samples, "w20-q4", "unstructured", {0: 0.2, 96: 0.9}, "w20", "wanda", "uniform", 0.2)
+    d = _claims(pooled, samples)["d"]
+    assert d.verdict == "held" and "non-inferiority" in d.statement and "margin 5 points" in d.statement
+    assert "w20-q4 vs w20" in d.evidence and "against the margin −5" in d.evidence
+
+
+def test_d_not_held_when_a_quantized_variant_is_clearly_worse():
+    pooled, samples = _study({"w20": W20})
+    _quantized(pooled, samples, "w20-q4", "unstructured", {0: 0.2, 96: 0.9}, "w20", "wanda", "uniform", 0.2)
+    _quantized(pooled, samples, "w20-rtn", "unstructured", {0: 0.2, 96: 0.5}, "w20", "wanda", "uniform", 0.2,
+               quantize="rtn-w4-g128")
+    d = _claims(pooled, samples)["d"]
+    assert d.verdict == "not held" and "shown worse: w20-rtn at B=96, Δ -40.0" in d.evidence
+
+
+def test_d_undecided_within_the_margin():
+    pooled, samples = _study({"w20": W20})
+    _quantized(pooled, samples, "w20-q4", "unstructured", {0: 0.2, 96: 0.87}, "w20", "wanda", "uniform", 0.2)
+    d = _claims(pooled, samples)["d"]
+    # 3 points worse: within the margin, but the interval reaches past it, so neither verdict is shown
+    assert d.verdict == "undecided" and "lowest bound: w20-q4 at B=96, Δ -3.0 [" in d.evidence
+
+
+def test_d_not_tested_without_a_quantized_pair_and_names_the_unpaired():
+    pooled, samples = _study({"w20": W20})
+    assert _claims(pooled, samples)["d"].verdict == "not tested"
+    _quantized(pooled, samples, "w30-q4", "unstructured", {0: 0.2, 96: 0.2}, "", "wanda", "uniform", 0.3)
+    _quantized(pooled, samples, "w50-q4", "unstructured", {0: 0.2, 96: 0.2}, "w50", "wanda", "uniform", 0.5)
+    d = _claims(pooled, samples)["d"]
+    assert d.verdict == "not tested"
+    assert "not paired: w30-q4, w50-q4 (no unquantized counterpart in the study)" in d.evidence
+    _quantized(pooled, samples, "w20-q4", "unstructured", {0: 0.2, 96: 0.9}, "w20", "wanda", "uniform", 0.2)
+    d = _claims(pooled, samples)["d"]
+    assert d.verdict == "held" and "not paired: w30-q4, w50-q4 (" in d.evidence and "w20-q4 vs w20" in d.evidence
+
+
+def test_d_a_quantized_dense_model_is_compared_with_dense():
+    """Kind ``quantized`` (the dense model quantized, no pruning): its counterpart is dense, named by
+    ``quantized_from`` or found by its kind."""
+    for named in ("dense", ""):
+        pooled, samples = _study({})
+        _quantized(pooled, samples, "dense-q4", "quantized", {0: 0.2, 96: 0.5}, named)
+        d = _claims(pooled, samples)["d"]
+        assert d.verdict == "not held" and "dense-q4 vs dense" in d.evidence
+
+
+def test_d_counts_in_k_only_when_tested():
+    pooled, samples = _study({"w20": W20})
+    _quantized(pooled, samples, "w50-q4", "unstructured", {0: 0.2, 96: 0.9}, "w50", "wanda", "uniform", 0.5)
+    alone = _claims(pooled, samples)
+    assert alone["d"].verdict == "not tested" and alone["b"].tests == 1  # unpaired: no test, K unchanged
+    assert alone["b"].level == pytest.approx(0.95)
+    _quantized(pooled, samples, "w20-q4", "unstructured", {0: 0.2, 96: 0.9}, "w20", "wanda", "uniform", 0.2)
+    both = _claims(pooled, samples)
+    assert both["b"].tests == both["d"].tests == 2
+    assert both["b"].level == both["d"].level == pytest.approx(1 - 0.05 / 2)
+    assert "intervals at 97.50 %" in both["d"].evidence

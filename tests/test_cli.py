@@ -51,10 +51,10 @@ ALIASES = {"calib": "source"}  # --calib is Calibration.source
 
 
 def _spec_field(command: str, name: str):
-    from prunescale.config import AllocationSpec, Calibration, EvalSpec, PruneSpec, StructuredSpec
+    from prunescale.config import AllocationSpec, Calibration, EvalSpec, PruneSpec, QuantizeSpec, StructuredSpec
 
     specs = {"prune": (PruneSpec, StructuredSpec), "allocation": (AllocationSpec,), "tune-allocation": (PruneSpec,),
-             "eval": (EvalSpec,)}[command]
+             "eval": (EvalSpec,), "quantize": (QuantizeSpec,)}[command]
     for spec in (*specs, Calibration):
         if name in spec.model_fields:
             return spec.model_fields[name]
@@ -69,7 +69,7 @@ def test_every_option_is_a_schema_field_whose_default_it_leaves_to_the_schema():
 
     commands = typer.main.get_command(app).commands
     checked = 0
-    for name in ("prune", "allocation", "tune-allocation", "eval"):
+    for name in ("prune", "allocation", "tune-allocation", "eval", "quantize"):
         for param in commands[name].params:
             field = _spec_field(name, ALIASES.get(param.name, param.name))
             if field is None:

@@ -125,7 +125,7 @@ eval: {{benchmarks: [tiny], limit: 2, budgets: [0], answer_budget: 2}}
 
 def test_a_variants_benchmarks_share_one_model_load_and_give_the_same_samples(tmp_path, monkeypatch):
     import prunescale.models.loader as loader
-    from prunescale.api import evaluate, evaluation, pruning
+    from prunescale.api import evaluate, evaluation, loading
     from prunescale.config import EvalSpec
     from prunescale.toy.tokenizer import build_tokenizer
 
@@ -135,7 +135,7 @@ def test_a_variants_benchmarks_share_one_model_load_and_give_the_same_samples(tm
     tok.save_pretrained(folder)
     loads: list[str] = []
     real = loader.load_model
-    for stage in (pruning, evaluation):  # every place a stage loads a model
+    for stage in (loading, evaluation):  # every place a stage loads a model
         monkeypatch.setattr(stage, "load_model", lambda name, **kw: loads.append(name) or real(name, **kw))
     spec = tmp_path / "s.yaml"
     spec.write_text(f"""

@@ -30,11 +30,12 @@ def _helps(command: str) -> dict[str, str]:
 
 def _registries() -> dict[str, list[str]]:
     from prunescale.data.calibration import CORPORA, known_sources
-    from prunescale.registry import ALLOCATIONS, METHODS, REFINEMENTS, REMOVALS
+    from prunescale.registry import ALLOCATIONS, METHODS, QUANTIZERS, REFINEMENTS, REMOVALS
     from prunescale.tts.benchmarks import BENCHMARKS
 
     plugins.load()
     return {"methods": [*METHODS, *REFINEMENTS, *REMOVALS], "allocations": [a for a in ALLOCATIONS if a != "file"],
+            "quantizers": list(QUANTIZERS),
             "benchmarks": [*BENCHMARKS, "jsonl:PATH"], "sources": known_sources(),
             "fetchable": [*BENCHMARKS, *CORPORA]}
 
@@ -44,6 +45,9 @@ def _registries() -> dict[str, list[str]]:
     ("prune", "allocation", "allocations"),
     ("prune", "source", "sources"),
     ("prune", "layerif_data", None),
+    ("prune", "quantize", "quantizers"),
+    ("quantize", "quantize", "quantizers"),
+    ("quantize", "source", "sources"),
     ("allocation", "allocation", "allocations"),
     ("tune-allocation", "allocation", "allocations"),
     ("tune-allocation", "source", "sources"),
@@ -70,7 +74,7 @@ def test_a_name_registered_later_appears_in_the_help(monkeypatch):
 
 
 def test_rendered_help_names_the_frontier_and_has_no_token():
-    for command in (["prune"], ["eval"], ["ppl"], ["allocation"], ["tune-allocation"], ["data", "fetch"],
+    for command in (["prune"], ["quantize"], ["eval"], ["ppl"], ["allocation"], ["tune-allocation"], ["data", "fetch"],
                     ["study"], ["benchmarks"]):
         r = runner.invoke(app, [*command, "--help"], env={"COLUMNS": "400"})
         assert r.exit_code == 0 and not TOKEN.search(r.output), command

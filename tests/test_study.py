@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from conftest import tiny_model
 from prunescale.cli import app
 from prunescale.errors import PrunescaleError
-from prunescale.study.spec import expand, load_spec
+from prunescale.study.spec import counterparts, expand, load_spec
 from prunescale.toy.tokenizer import build_tokenizer
 
 runner = CliRunner()
@@ -48,9 +48,13 @@ eval: {{benchmarks: [tiny], limit: 8, budgets: [0, 6, 12], answer_budget: 3}}
 def test_examples_parse_and_expand():
     demo = expand(load_spec(EXAMPLES / "demo.yaml"))
     names = [v.name for v in demo]
-    assert names[0] == "dense" and len(names) == len(set(names)) == 14
+    assert names[0] == "dense" and len(names) == len(set(names)) == 17
     assert {"wanda-20-owl", "wanda-70-alpha", "magnitude-70-uniform", "sparsegpt-70-uniform",
             "shortgpt-remove2"} <= set(names)
+    assert counterparts(demo) == {"dense-gptq-w4": "dense", "wanda-50-uniform-gptq-w4": "wanda-50-uniform",
+                                  "wanda-50-uniform-rtn-w4": "wanda-50-uniform"}
+    quant = expand(load_spec(EXAMPLES / "quantize.yaml"))
+    assert len(quant) == 9 and len(counterparts(quant)) == 6
     paper = load_spec(EXAMPLES / "paper.yaml")
     assert len(expand(paper)) == 1 + 2 * 3 * 5 + 3 and paper.eval.seeds == [7, 11, 42]
 

@@ -14,7 +14,7 @@ import re
 from prunescale import plugins
 from prunescale.config import grid_knobs
 from prunescale.data.calibration import CORPORA, known_sources
-from prunescale.registry import ALLOCATIONS, METHODS, REFINEMENTS, REMOVALS
+from prunescale.registry import ALLOCATIONS, METHODS, QUANTIZERS, REFINEMENTS, REMOVALS
 from prunescale.tts.benchmarks import BENCHMARKS
 
 TOKEN = re.compile(r"@([a-z_]+)@")
@@ -27,6 +27,7 @@ def lists() -> dict[str, str]:
         "methods": " | ".join(METHODS),
         "refinements": " | ".join(REFINEMENTS),
         "removal": " | ".join(REMOVALS),
+        "quantizers": " | ".join(QUANTIZERS),
         "allocations": " | ".join([*(a for a in ALLOCATIONS if a != "file"), "file:PATH"]),
         "benchmarks": " | ".join([*BENCHMARKS, "jsonl:PATH"]),
         "sources": ", ".join(known_sources()),

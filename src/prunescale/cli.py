@@ -15,7 +15,7 @@ from typing import Annotated, Any
 
 import typer
 
-from prunescale import __version__
+from prunescale.cli_app import app
 from prunescale.cli_options import (
     RegistryHelp,
     err,
@@ -25,7 +25,6 @@ from prunescale.cli_options import (
     pick,
     say,
     schema_options,
-    set_debug,
     show_table,
     user_errors,
 )
@@ -33,10 +32,11 @@ from prunescale.config import (
     AllocationSpec,
     Calibration,
     Device,
-    EvalSpec,
     ModelInput,
     Output,
     PruneSpec,
+    QuantizeOptions,
+    QuantizeSpec,
     StructuredOptions,
     StructuredSpec,
     UnstructuredOptions,
@@ -45,29 +45,6 @@ from prunescale.config import (
 )
 from prunescale.errors import PrunescaleError
 from prunescale.registry import REMOVALS
-
-app = typer.Typer(name="prunescale", help="Prune reasoning LLMs and measure how their test-time scaling changes.",
-                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
-
-
-def _version(value: bool) -> None:
-    if value:
-        out.print(f"prunescale {__version__}")
-        raise typer.Exit()
-
-
-@app.callback()
-def main(
-    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks instead of one-line errors.")] = False,
-    version: Annotated[
-        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
-    ] = False,
-) -> None:
-    """Prune reasoning LLMs (unstructured or layer removal) and measure accuracy vs thinking budget."""
-    set_debug(debug)
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()  # our own progress bars say what is happening; theirs are noise here
 
 
 @app.command(cls=RegistryHelp)
@@ -97,10 +74,11 @@ def models(
 def demo(
     out_dir: Annotated[Path, typer.Option("--out", help="Study folder.")] = Path("runs/demo"),
 ) -> None:
-    """The demo study on the embedded tiny reasoner: prune 13 ways, measure accuracy vs thinking budget.
+    """The demo study on the embedded tiny reasoner: prune and quantize 16 ways, measure accuracy vs budget.
 
     Runs examples/demo.yaml (dense; Wanda at 20, 50 and 70 % with uniform, OWL and AlphaPruning allocation;
-    SparseGPT and Magnitude at 70 %; ShortGPT removing 1 and 2 blocks; 5 budgets; 128 items of the test
+    SparseGPT and Magnitude at 70 %; ShortGPT removing 1 and 2 blocks; dense and Wanda 50 % with 4-bit GPTQ
+    weights, Wanda 50 % with 4-bit RTN weights; 5 budgets; 128 items of the test
     split and of the hard split) offline on a CPU, then writes report.md / report.html with intervals,
     paired tests against dense and the reference study's claims judged. Re-running reuses finished stages.
 
@@ -129,25 +107,50 @@ def prune(**options: Any) -> None:
       prunescale prune --model tiny-reasoner --method wanda --sparsity 0.5 --out runs/wanda50
       prunescale prune --model tiny-reasoner --method ria+dsnot --sparsity 0.5 --allocation dlp --out runs/ria
       prunescale prune --model tiny-reasoner --method shortgpt --remove-layers 1 --out runs/short1
+      prunescale prune --model tiny-reasoner --method wanda --sparsity 0.5 --quantize gptq --bits 4 --group-size 32
+      --out runs/wanda50-w4
     """
     from prunescale.api import prune_structured, prune_unstructured
 
     method = options["method"]
     common = {**pick(options, ModelInput, Device, Output), "method": method,
               "calibration": pick(options, Calibration)}
-    unstructured = pick(options, UnstructuredOptions, exclude=("method",))
-    structured = pick(options, StructuredOptions, exclude=("method",))
+    quantization = pick(options, QuantizeOptions)  # after either kind of pruning
+    unstructured = pick(options, UnstructuredOptions, exclude=("method", *quantization))
+    structured = pick(options, StructuredOptions, exclude=("method", *quantization))
     if method in REMOVALS:
         if unstructured:
             raise PrunescaleError(f"{method} removes whole blocks: {flag(sorted(unstructured)[0])} is an "
                                   "unstructured option (use --remove-layers, --match-sparsity or --layers)")
-        prune_structured(validated(StructuredSpec, **common, **structured), log=say)
+        prune_structured(validated(StructuredSpec, **common, **structured, **quantization), log=say)
     else:
         if structured:
             raise PrunescaleError(f"{method} is unstructured: {flag(sorted(structured)[0])} is a layer-removal "
                                   "option (use --sparsity or --nm)")
-        prune_unstructured(validated(PruneSpec, **common, **unstructured), log=say, progress=err.is_terminal)
+        prune_unstructured(validated(PruneSpec, **common, **unstructured, **quantization), log=say,
+                           progress=err.is_terminal)
     out.print(f"pruned model: {options['out']}")
+
+
+@app.command(cls=RegistryHelp)
+@user_errors
+@schema_options(ModelInput, QuantizeOptions, Calibration, Device, Output, helps={
+    "model": "A pruned folder (its manifest is extended), or any model prunescale loads.",
+    "out": "Output folder (a Hugging Face model folder)."})
+def quantize(**options: Any) -> None:
+    """Quantize the weights of a model or an already pruned folder (RTN, or GPTQ on calibration data).
+
+    Weight-only, per group; a pruned weight stays exactly zero. The folder holds the dequantized weights in
+    the model's dtype (every engine loads it): it measures the accuracy of the quantized model, not its speed.
+
+    Example: prunescale quantize --model runs/wanda50 --quantize gptq --bits 4 --group-size 32 --out runs/wanda50-w4
+    """
+    from prunescale.api import quantize_folder
+
+    spec = validated(QuantizeSpec, **pick(options, ModelInput, QuantizeOptions, Device, Output),
+                     calibration=pick(options, Calibration))
+    quantize_folder(spec, log=say, progress=err.is_terminal)
+    out.print(f"quantized model: {spec.out}")
 
 
 @app.command(cls=RegistryHelp)
@@ -211,7 +214,8 @@ def allocation(
 @app.command("tune-allocation", cls=RegistryHelp)
 @user_errors
 @schema_options(ModelInput, UnstructuredOptions, Calibration, Device, Output,
-                exclude=("nm", "ria_permute", *grid_knobs().values()), helps={"out": "Folder for tuning.json."})
+                exclude=("nm", "ria_permute", *grid_knobs().values(), *QuantizeOptions.model_fields),
+                helps={"out": "Folder for tuning.json."})
 def tune_allocation(
     sparsity: Annotated[float, typer.Option(help=help_of(UnstructuredOptions.model_fields["sparsity"]))],
     allocation: Annotated[str, typer.Option(help=help_of(UnstructuredOptions.model_fields["allocation"]))],
@@ -236,116 +240,8 @@ def tune_allocation(
     out.print(f"best {result['best']} (perplexity {result['best_perplexity']:.4f}) → {spec.out / 'tuning.json'}")
 
 
-@app.command(cls=RegistryHelp)
-@user_errors
-def benchmarks(
-    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list.")] = False,
-) -> None:
-    """List the benchmarks and where their data comes from (offline package, hub, or generated).
-
-    Example: prunescale benchmarks
-    """
-    from prunescale.api import list_benchmarks
-
-    rows = list_benchmarks()
-    if as_json:
-        sys.stdout.write(json.dumps(rows, indent=1) + "\n")
-        return
-    show_table(("benchmark", "source", "splits"), [(r["name"], r["source"], ", ".join(r["splits"])) for r in rows])
-
-
-@app.command("eval", cls=RegistryHelp)
-@user_errors
-@schema_options(EvalSpec, helps={"out": "Run folder (samples.jsonl, summary.json)."})
-def eval_cmd(**options: Any) -> None:
-    """Accuracy vs thinking budget with budget forcing (cap, Wait), parallel samples and grading.
-
-    Every budget comes from one thinking trace per (item, seed, sample) cut at that budget (prefix reuse);
-    an interrupted run resumes from samples.jsonl.
-
-    Example: prunescale eval --model tiny-reasoner --benchmark tiny --limit 200 --budgets 0,12,24,48,96 --out runs/eval
-    """
-    from prunescale.api import evaluate
-
-    spec = validated(EvalSpec, **options)
-    run = evaluate(spec, log=say, progress=err.is_terminal)
-    summary = json.loads((run / "summary.json").read_text())
-    show_table(("budget", "accuracy %", "95 % CI", "mean thinking", "forced end %"), [
-        (str(b["budget"]), f"{100 * b['accuracy']:.1f}", f"{100 * b['ci95'][0]:.1f}–{100 * b['ci95'][1]:.1f}",
-         f"{b['mean_thinking_tokens']:.1f}", f"{100 * b['forced_end_rate']:.1f}") for b in summary["budgets"]],
-        title=str(run))
-
-
-data_app = typer.Typer(help="Reference data: local copies of hub benchmarks and corpora.", no_args_is_help=True)
-app.add_typer(data_app, name="data")
-
-
-@data_app.command("fetch", cls=RegistryHelp)
-@user_errors
-def data_fetch(
-    name: Annotated[str, typer.Argument(help="@fetchable@")],
-    out_dir: Annotated[Path, typer.Option("--out", help="JSONL file to write.")],
-    split: Annotated[str, typer.Option(help="Split to copy, written into every row (a benchmark's splits: "
-                                       "`prunescale benchmarks`; corpora: train, validation or test).")] = "test",
-    seed: Annotated[int, typer.Option(help="Choice-shuffling seed of multiple-choice items (the eval's first "
-                                      "seed).")] = 0,
-    overwrite: Annotated[bool, typer.Option(help="Replace an existing --out.")] = False,
-) -> None:
-    """Copy a hub benchmark or corpus split to a JSONL file, on a machine that reaches the hub.
-
-    Offline, `--benchmark jsonl:PATH` reads the copy as the very same items (ids, golds, choices), and a
-    corpus copy is read as `--calib c4:PATH` / `--data wikitext2:PATH` with the corpus's own protocol.
-
-    Example: prunescale data fetch aime24 --out data/aime24.jsonl
-    """
-    from prunescale.api import fetch_data
-
-    result = fetch_data(name, out_dir, split, seed, overwrite)
-    out.print(f"{result['rows']} rows of {result['documents']} → {result['out']}")
-
-
-@app.command(cls=RegistryHelp)
-@user_errors
-def study(
-    spec: Annotated[Path, typer.Argument(help="Study YAML (see examples/demo.yaml, examples/paper.yaml).")],
-    out_dir: Annotated[Path | None, typer.Option("--out", help="Study folder (default runs/<name>).")] = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the expanded grid and what is cached.")] = False,
-    jobs: Annotated[int, typer.Option(help="Variants run in parallel (local executor).")] = 1,
-    executor: Annotated[str, typer.Option(help="local | ray (one task per variant on a Ray cluster)")] = "local",
-    ray_address: Annotated[str | None, typer.Option(help="Ray cluster to join, e.g. 10.0.0.1:6379 (default: "
-                                                    "RAY_ADDRESS, else a local Ray on this machine).")] = None,
-) -> None:
-    """Run a whole pruning × test-time-scaling study from one YAML, resumably, then write the report.
-
-    Each variant is pruned once and each (variant, benchmark) evaluated once; every stage is cached by a
-    content hash of its inputs, so re-running reuses finished work and resumes unfinished work.
-
-    Example: prunescale study examples/demo.yaml --out runs/demo
-    """
-    from prunescale.study.runner import run_study
-
-    folder, rows = run_study(spec, out_dir, dry_run=dry_run, jobs=jobs, executor=executor, log=say,
-                             ray_address=ray_address)
-    if dry_run:
-        columns = ("variant", "kind", "benchmark", "pruned", "evaluated")
-        show_table(columns, [[r[c] for c in columns] for r in rows], title=f"{spec} → {folder}")
-        return
-    out.print(f"results: {folder / 'results.csv'}\nreport: {folder / 'report.md'} and {folder / 'report.html'}")
-
-
-@app.command(cls=RegistryHelp)
-@user_errors
-def report(
-    folder: Annotated[Path, typer.Argument(help="A finished study folder.")],
-) -> None:
-    """Re-write report.md, report.html and the plots of a study folder.
-
-    Example: prunescale report runs/demo
-    """
-    from prunescale.report.study_report import write_report
-
-    out.print(f"report: {write_report(folder)}")
-
+# the commands that read and report (eval, study, report, data, the benchmark list), registered on the same app
+from prunescale import cli_study  # noqa: E402, F401
 
 if __name__ == "__main__":  # pragma: no cover
     app()

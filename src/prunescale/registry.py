@@ -85,6 +85,7 @@ class Allocator(Declared):
 _M = "prunescale.prune.methods:"
 METHODS: Registry[Method] = Registry("method")
 METHODS.add("magnitude", Method(_M + "prune_magnitude", takes_group=True))
+METHODS.add("none", Method(_M + "prune_none"))  # prunes nothing: a quantize-only run (``--method none --quantize``)
 METHODS.add("wanda", Method(_M + "prune_wanda", calibrated=True, reads_dense_stats=True, options=("sequential",)))
 METHODS.add("sparsegpt", Method(_M + "prune_sparsegpt", calibrated=True,
                                 options=("sequential", "blocksize", "percdamp")))
@@ -114,6 +115,13 @@ ALLOCATIONS.add("layerif", Allocator(_A + "layerif", options=("epsilon", "layeri
 ALLOCATIONS.add("dlp", Allocator(_A + "dlp", calibrated=True, options=("dlp_alpha",)))
 ALLOCATIONS.add("atp", Allocator(_A + "atp", options=("atp_beta",)))
 ALLOCATIONS.add("file", Allocator(_A + "from_file"))
+
+
+# Weight quantization after pruning (or alone): ``fn(model, samples, device, progress, **options) -> summary``.
+_Q = "prunescale.prune.quantization:"
+QUANTIZERS: Registry[Declared] = Registry("quantization method")
+QUANTIZERS.add("rtn", Declared(_Q + "quantize_rtn", options=("bits", "group_size")))
+QUANTIZERS.add("gptq", Declared(_Q + "quantize_gptq", calibrated=True, options=("bits", "group_size", "act_order")))
 
 
 def knob_names(registry: Registry[Any]) -> set[str]:

@@ -9,7 +9,7 @@ from pathlib import Path
 from transformers import AutoTokenizer, GenerationConfig
 
 from prunescale import plugins
-from prunescale.api.pruning import Log, calibration_for
+from prunescale.api.loading import Log, calibration_for
 from prunescale.config import EvalSpec
 from prunescale.data.calibration import CORPORA, check_source, corpus_texts, load_calibration, perplexity_windows
 from prunescale.data.splits import canonical_split

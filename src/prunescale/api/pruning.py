@@ -10,65 +10,21 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import torch
-
-from prunescale import plugins
+from prunescale.api.loading import Log, calibration_for, calibration_notices, load_and_calibrate, saved_dtype
 from prunescale.api.output import staged
-from prunescale.config import AllocationSpec, Calibration, PruneSpec
-from prunescale.data.calibration import CalibrationSet, check_source, default_source, load_calibration
+from prunescale.api.quantize import precheck, quantize_loaded, weight_bytes
+from prunescale.config import AllocationSpec, PruneSpec
+from prunescale.data.calibration import CalibrationSet, load_calibration
 from prunescale.models import save  # looked up at call time: fault-injection tests patch it there
-from prunescale.models.loader import LoadedModel, check_device, check_dtype, load_model
+from prunescale.models.loader import LoadedModel
 from prunescale.models.registry import cache_dir
 from prunescale.provenance import environment
 from prunescale.prune.allocation.registry import Allocation, AllocationContext, allocate, block_weights
 from prunescale.prune.unstructured import Pattern, prune_model
 from prunescale.registry import ALLOCATIONS, METHODS
-
-Log = Callable[[str], None]
-
-
-def calibration_for(model: str, source: str | None, seqlen: int | None) -> tuple[str, int]:
-    """A calibration source and window length with their defaults resolved (the model's embedded source;
-    the schema's default length for it)."""
-    src = source or default_source(model)
-    return src, Calibration(seqlen=seqlen).length(src)
-
-
-def load_and_calibrate(spec: Any, needs_data: bool, log: Log, purpose: str = "prune"
-                       ) -> tuple[LoadedModel, CalibrationSet | None]:
-    """Load the model (on the CPU; blocks visit the device one at a time) and its calibration samples
-    (``purpose``: prune | scores, which decides the default number of sequences). Sources are checked
-    before the model loads, so a bad one costs nothing."""
-    plugins.load()
-    check_dtype(spec.dtype)
-    check_device(spec.device)
-    cal = spec.calibration
-    if needs_data:
-        check_source(calibration_for(spec.model, cal.source, cal.seqlen)[0])
-    if getattr(spec, "allocation_kind", None) == "layerif":
-        check_source(calibration_for(spec.model, spec.layerif_data, cal.seqlen)[0])
-    torch.manual_seed(cal.seed)
-    lm = load_model(spec.model, dtype=spec.dtype, device="cpu", trust_remote_code=spec.trust_remote_code)
-    calib = None
-    if needs_data:
-        source, seqlen = calibration_for(spec.model, cal.source, cal.seqlen)
-        n = cal.samples(purpose)
-        log(f"calibration: {n} × {seqlen} tokens from {source}")
-        calib = load_calibration(source, lm.tokenizer, n, seqlen, cal.seed, "train", lm.model, model_name=spec.model)
-    return lm, calib
-
-
-def calibration_notices(calib: CalibrationSet | None, log: Log) -> list[str]:
-    """What the calibration data's loader found a user must see (logged now, kept in the manifest)."""
-    notice = calib.spec.get("notice") if calib else None
-    if notice:
-        log(f"warning: {notice}")
-    return [notice] if notice else []
 
 
 def allocation_context(spec: PruneSpec | AllocationSpec, lm: LoadedModel, calib: CalibrationSet | None,
@@ -126,15 +82,6 @@ def apply_spec(spec: PruneSpec, lm: LoadedModel, calib: CalibrationSet | None, p
     return Pruned(alloc, pattern, result)
 
 
-def saved_dtype(lm: LoadedModel, manifest: dict) -> torch.dtype:
-    """The dtype a pruned folder is saved in: the one the model came in. A GGUF model was dequantised to
-    float32 on conversion; the manifest says so."""
-    if lm.ref.kind == "gguf":
-        manifest["dtype_note"] = "dequantised from GGUF to float32 when converted; saved as float32"
-        return torch.float32
-    return lm.source_dtype
-
-
 def _manifest(spec: PruneSpec, lm: LoadedModel, calib: CalibrationSet | None, done: Pruned,
               notices: list[str], seconds: float) -> dict:
     alloc, result = done.allocation, done.result
@@ -147,7 +94,7 @@ def _manifest(spec: PruneSpec, lm: LoadedModel, calib: CalibrationSet | None, do
         "kind": "unstructured",
         "method": spec.label,  # wanda, or wanda+dsnot where a refinement followed
         "refine": spec.refine,
-        "allocation": "n:m" if spec.nm else spec.allocation,
+        "allocation": None if spec.method == "none" else "n:m" if spec.nm else spec.allocation,
         "allocation_per_block": alloc.per_block if alloc else None,
         "allocation_scores": alloc.scores if alloc else {},
         "allocation_note": alloc.note if alloc else "",
@@ -166,7 +113,7 @@ def _manifest(spec: PruneSpec, lm: LoadedModel, calib: CalibrationSet | None, do
         "seed": spec.calibration.seed,
         # where the pruning statistics came from: sequential (inputs through the already-pruned blocks),
         # dense (the dense model), data-free (magnitude)
-        "regime": result["run"].get("regime", "unknown"),  # a plugin method may not say
+        "regime": "" if spec.method == "none" else result["run"].get("regime", "unknown"),  # a plugin may not say
         "block_forwards": result["run"].get("block_forwards", 0) + (alloc.block_forwards if alloc else 0),
         "notices": notices,
         "elapsed_seconds": round(seconds, 2),
@@ -183,9 +130,11 @@ def prune_unstructured(spec: PruneSpec, log: Log = print, progress: bool = True)
     """
     t0 = time.perf_counter()
     out = Path(spec.out)
+    precheck(spec.model, spec)
     with staged(out, spec.overwrite) as tmp:
         lm, calib = load_and_calibrate(spec, spec.needs_calibration, log)
         notices = calibration_notices(calib, log)  # what a user must see: logged, kept in the manifest
+        dense_bytes = weight_bytes(lm.model, saved_dtype(lm, {}))
         done = apply_spec(spec, lm, calib, progress, log)
         if done.allocation and done.allocation.note:
             notices.append(done.allocation.note)
@@ -194,9 +143,18 @@ def prune_unstructured(spec: PruneSpec, log: Log = print, progress: bool = True)
                            f"{len(done.result['run']['percdamp_raised'])} module(s); the manifest lists them "
                            "(run.percdamp_raised)")
             log(f"note: {notices[-1]}")
+        quantization = None
+        if spec.quantize:  # on the pruned weights, the same calibration tokens
+            quantization, more = quantize_loaded(spec, lm, calib, spec.device, progress, log)
+            notices += more
         manifest = _manifest(spec, lm, calib, done, notices, time.perf_counter() - t0)
         manifest["compute_dtype"] = str(next(lm.model.parameters()).dtype).removeprefix("torch.")
-        save.save_checkpoint(lm.model, lm.tokenizer, tmp, manifest, saved_dtype(lm, manifest))
+        dtype = saved_dtype(lm, manifest)
+        manifest["dense_weight_bytes"] = dense_bytes
+        manifest["weight_bytes"] = weight_bytes(lm.model, dtype, quantization)
+        if quantization:
+            manifest["quantization"] = quantization
+        save.save_checkpoint(lm.model, lm.tokenizer, tmp, manifest, dtype)
         if not spec.nm:
             (tmp / "allocation.json").write_text(json.dumps(done.pattern.sparsity, indent=1) + "\n")
     log(f"realised sparsity {done.result['realised_global']:.4f} (target {done.result['target_global']:.4f}) → {out}")

@@ -9,8 +9,9 @@ import torch
 from torch import nn
 from transformers import AutoModelForCausalLM
 
+from prunescale.api.loading import Log, calibrate, calibration_notices, load_and_calibrate, saved_dtype
 from prunescale.api.output import staged
-from prunescale.api.pruning import Log, calibration_notices, load_and_calibrate, saved_dtype
+from prunescale.api.quantize import precheck, quantize_loaded, weight_bytes
 from prunescale.config import StructuredSpec
 from prunescale.errors import PrunescaleError
 from prunescale.models import save  # looked up at call time: fault-injection tests patch it there
@@ -75,9 +76,13 @@ def prune_structured(spec: StructuredSpec, log: Log = print) -> Path:
     """
     t0 = time.perf_counter()
     out = Path(spec.out)
+    precheck(spec.model, spec)
     with staged(out, spec.overwrite) as tmp:
         lm, calib = load_and_calibrate(spec, spec.needs_calibration, log, purpose="scores")
         model = lm.model
+        dense_bytes = weight_bytes(model, saved_dtype(lm, {}))
+        # GPTQ's samples (the pruning count, not the scores'), read from the model before any block goes
+        qcal = calibrate(spec, lm, "prune", log) if spec.quant_calibrated else None
         sizes = block_params(model)
         n_blocks, total = len(sizes), sum(p.numel() for p in model.parameters())
         n = _block_count(spec, sizes, log)
@@ -115,7 +120,13 @@ def prune_structured(spec: StructuredSpec, log: Log = print) -> Path:
             "elapsed_seconds": round(time.perf_counter() - t0, 2),
             "environment": environment(),
         }
+        if spec.quantize:  # the blocks that remain
+            manifest["quantization"], more = quantize_loaded(spec, lm, qcal, spec.device, False, log)
+            notices += more
         manifest["compute_dtype"] = str(next(model.parameters()).dtype).removeprefix("torch.")
-        save.save_checkpoint(model, lm.tokenizer, tmp, manifest, saved_dtype(lm, manifest))
+        dtype = saved_dtype(lm, manifest)
+        manifest |= {"dense_weight_bytes": dense_bytes,
+                     "weight_bytes": weight_bytes(model, dtype, manifest.get("quantization"))}
+        save.save_checkpoint(model, lm.tokenizer, tmp, manifest, dtype)
         smoke_check(model, tmp)
     return out

@@ -9,8 +9,9 @@ import json
 from pathlib import Path
 
 from prunescale import plugins
+from prunescale.api.loading import Log, calibration_for, load_and_calibrate
 from prunescale.api.output import staged
-from prunescale.api.pruning import Log, apply_spec, calibration_for, load_and_calibrate
+from prunescale.api.pruning import apply_spec
 from prunescale.config import PruneSpec, grid_knobs, validated
 from prunescale.data.calibration import check_source, load_calibration
 from prunescale.errors import PrunescaleError

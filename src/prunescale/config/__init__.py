@@ -17,6 +17,7 @@ run here, so every entry point rejects the same bad input with the same message 
 data is loaded. ``extra="forbid"`` everywhere: a misspelled option is an error, never ignored.
 """
 
+from prunescale.config.common import NSAMPLES, SEQLEN, Calibration, Device, ModelInput, Output
 from prunescale.config.evaluation import EvalOptions, EvalSpec
 from prunescale.config.fields import (
     DTYPE_NAMES,
@@ -28,23 +29,19 @@ from prunescale.config.fields import (
     validated,
 )
 from prunescale.config.pruning import (
-    NSAMPLES,
-    SEQLEN,
     AllocationOptions,
     AllocationSpec,
-    Calibration,
-    Device,
-    ModelInput,
-    Output,
     PruneSpec,
     StructuredOptions,
     StructuredSpec,
     UnstructuredOptions,
     grid_knobs,
 )
+from prunescale.config.quantization import QuantizeOptions, QuantizeSpec
 
 __all__ = [
     "DTYPE_NAMES", "ENGINES", "NSAMPLES", "SEQLEN", "AllocationOptions", "AllocationSpec", "Calibration", "Device",
-    "EvalOptions", "EvalSpec", "ModelInput", "Output", "PruneSpec", "Strict", "StructuredOptions", "StructuredSpec",
+    "EvalOptions", "EvalSpec", "ModelInput", "Output", "PruneSpec",
+    "QuantizeOptions", "QuantizeSpec", "Strict", "StructuredOptions", "StructuredSpec",
     "UnstructuredOptions", "grid_knobs", "one_line", "parse_nm", "read_allocation_file", "validated",
 ]

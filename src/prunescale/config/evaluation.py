@@ -6,8 +6,8 @@ from typing import Annotated
 
 from pydantic import Field, field_validator, model_validator
 
+from prunescale.config.common import Device, ModelInput, Output
 from prunescale.config.fields import ENGINES, NonNegative, OptionalPositive, Positive, one_of, within
-from prunescale.config.pruning import Device, ModelInput, Output
 
 
 class EvalOptions(Device):

@@ -8,17 +8,15 @@ options a method, refinement, allocation or removal rule reads is declared with 
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import Field, field_validator, model_validator
 
+from prunescale.config.common import Calibration, Device, ModelInput, Output
 from prunescale.config.fields import (
-    DType,
     OptionalPositive,
     Positive,
     Strict,
-    at_least,
     changed,
     one_of,
     parse_nm,
@@ -26,42 +24,8 @@ from prunescale.config.fields import (
     registered,
     within,
 )
+from prunescale.config.quantization import QuantizeOptions
 from prunescale.registry import ALLOCATIONS, METHODS, REFINEMENTS, REMOVALS, knob_names
-
-NSAMPLES = {"prune": 128, "scores": 32}  # calibration sequences by purpose: pruning statistics, layer scores
-SEQLEN = {"tiny": 128, "other": 512}  # tokens per sequence: the tiny reasoner's short traces, any other source
-
-
-class Calibration(Strict):
-    """Calibration data (a study's ``calibration:`` section; ``--calib/--nsamples/--seqlen/--seed``)."""
-
-    source: str | None = Field(None, description="Calibration source: @sources@ (default: the model's embedded "
-                               "source).")
-    nsamples: OptionalPositive = Field(None, description=f"Calibration sequences (default {NSAMPLES['prune']} for "
-                                       f"pruning statistics, {NSAMPLES['scores']} for layer scores and allocation "
-                                       "previews).")
-    seqlen: Annotated[int | None, at_least(2)] = Field(
-        None, description=f"Tokens per calibration sequence (default {SEQLEN['tiny']} for the tiny reasoner's "
-        f"source, else {SEQLEN['other']}).")
-    seed: int = Field(0, description="Seed for calibration sampling.")
-
-    def samples(self, purpose: str) -> int:
-        """The number of sequences: as given, else the default for ``purpose`` (prune | scores)."""
-        return self.nsamples or NSAMPLES[purpose]
-
-    def length(self, source: str) -> int:
-        """Tokens per sequence: as given, else the default for ``source``."""
-        return self.seqlen or SEQLEN["tiny" if source.split(":")[-1] == "tiny" else "other"]
-
-
-class Device(Strict):
-    device: str = Field("cpu", description="Compute device: cpu, cuda, cuda:N.")
-    dtype: DType = Field("auto", description="auto | fp32 | bf16 | fp16.")
-
-
-class Output(Strict):
-    out: Path = Field(description="Output folder.")
-    overwrite: bool = Field(False, description="Replace a non-empty --out.")
 
 
 class AllocationOptions(Strict):
@@ -120,8 +84,9 @@ def grid_knobs() -> dict[str, str]:
             **{k: k for k in ordered if k not in GRID_ALIASES.values()}}
 
 
-class UnstructuredOptions(AllocationOptions):
-    """One unstructured pruning method and its settings (a study variant of this kind, minus its name)."""
+class UnstructuredOptions(AllocationOptions, QuantizeOptions):
+    """One unstructured pruning method and its settings, then optionally quantization (a study variant of this
+    kind, minus its name)."""
 
     method: Annotated[str, registered(METHODS)] = Field(
         description="@methods@; METHOD+REFINEMENT (@refinements@, e.g. wanda+dsnot) refines its mask.")
@@ -184,6 +149,12 @@ class UnstructuredOptions(AllocationOptions):
 
     @model_validator(mode="after")
     def _cross(self) -> UnstructuredOptions:
+        if self.method == "none":  # a quantize-only run: nothing to prune, every target 0
+            if self.sparsity or self.nm or self.refine or self.allocation != "uniform":
+                raise ValueError("method none prunes nothing: it takes no sparsity, N:M, refinement or allocation")
+            if not self.quantize:
+                raise ValueError("method none prunes nothing: give --quantize (or evaluate the dense model)")
+            self.sparsity = 0.0
         if (self.sparsity is None) == (self.nm is None):
             raise ValueError("give exactly one of sparsity (--sparsity) or an N:M pattern (--nm)")
         if self.nm is not None and self.allocation != "uniform":
@@ -230,7 +201,7 @@ class UnstructuredOptions(AllocationOptions):
     def needs_calibration(self) -> bool:
         """Whether the method, its refinement or its allocation reads calibration data."""
         allocation = None if self.nm else ALLOCATIONS[self.allocation_kind]
-        return (METHODS[self.method].calibrated or self.refine is not None
+        return (METHODS[self.method].calibrated or self.refine is not None or self.quant_calibrated
                 or (allocation is not None and allocation.calibrated))
 
     @property
@@ -246,8 +217,9 @@ class UnstructuredOptions(AllocationOptions):
         return {k: getattr(self, k) for k in ALLOCATIONS[self.allocation_kind].options}
 
 
-class StructuredOptions(Strict):
-    """One layer-removal rule and how many blocks: a count, a matched fraction, or indices."""
+class StructuredOptions(QuantizeOptions):
+    """One layer-removal rule and how many blocks: a count, a matched fraction, or indices; then optionally
+    quantization of the blocks that remain."""
 
     method: Annotated[str, registered(REMOVALS)] = Field(description="@removal@.")
     remove_layers: OptionalPositive = Field(None, description="Number of blocks to remove.")
@@ -296,11 +268,6 @@ class StructuredOptions(Strict):
     @property
     def needs_calibration(self) -> bool:
         return REMOVALS[self.method].calibrated
-
-
-class ModelInput(Strict):
-    model: str = Field(description="Embedded name, HF folder, .gguf file or hub id.")
-    trust_remote_code: bool = Field(False, description="Allow model folders to run their own code.")
 
 
 class PruneSpec(UnstructuredOptions, ModelInput, Device, Output):

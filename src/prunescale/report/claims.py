@@ -6,7 +6,10 @@ retain"); (c) non-uniform allocation matters more at high sparsity. Here (a) tes
 variant's gain from the smallest to the largest budget against half of dense's gain on the same items,
 (b) is a non-inferiority test against dense with a stated margin, and (c) an interaction: how much larger
 the allocation's effect is at the highest sparsity than at the lowest, on the same items, with its own
-interval (never "significant here, not there"). Every interval comes from
+interval (never "significant here, not there"). This project adds (d): quantization on top of pruning keeps
+test-time scaling, each quantized variant against its unquantized counterpart by (b)'s non-inferiority
+rule; (a)–(c) read only unquantized variants, so adding quantized ones never moves their verdicts (it
+moves K when (d) is tested). Every interval comes from
 :func:`prunescale.stats.paired.paired_test` on per-item differences. The verdicts are adjusted together:
 each tested claim × benchmark is one of K tests at α/K (Bonferroni), so all verdicts hold jointly at
 1 − α. Within a claim, a statement about *every* comparison (every layer-removal variant collapses, every
@@ -14,116 +17,43 @@ low-sparsity variant is non-inferior, every interaction is negligible) is an int
 each interval at 1 − α/K, no further adjustment (Berger 1982); a statement about *some* comparison (one
 variant keeps its scaling, one is worse, one allocation's interaction is shown) adjusts over the claim's m
 comparisons, each at 1 − α/(K·m). Each claim is *held*, *not held* or *undecided* by a rule stated in
-advance (docs/METHODS.md), or *not tested* when the study has no variants for it. Per benchmark.
+advance (docs/METHODS.md), or *not tested* when the study has no variants for it. Per benchmark. The
+shared machinery (the family, the non-inferiority rule) is in :mod:`prunescale.report.claim_family`.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from prunescale.stats.paired import Difference, differences, paired_test
+from prunescale.report.claim_family import (
+    ALPHA,
+    MARGIN,
+    Claim,
+    Comparison,
+    Family,
+    Verdict,
+    at,
+    ci,
+    item_means,
+    mean,
+    minus,
+    non_inferiority,
+    pts,
+)
 
-MARGIN = 0.05  # "keeps" / "retains" and "does not matter" mean: within 5 accuracy points
 LOW_SPARSITY = 0.2
-ALPHA = 0.05  # family-wise, over every verdict of the Claims section
+__all__ = ["ALPHA", "MARGIN", "LOW_SPARSITY", "Claim", "judge"]
 
 
-@dataclass
-class Claim:
-    key: str
-    statement: str
-    benchmark: str
-    verdict: str  # held | not held | undecided | not tested
-    evidence: str
-    level: float = 1 - ALPHA  # the level of the intervals its evidence shows
-    tests: int = 0  # K: the claim × benchmark tests of the section, adjusted together
-
-
-@dataclass
-class Comparison:
-    """One paired comparison within a claim: per-item differences in [−bound, bound], with its interval at
-    the claim's level (``every``: statements about all of the claim's comparisons) and at the level
-    adjusted over the claim's comparisons (``some``: statements about one of them)."""
-
-    a: Mapping[str, float]
-    b: Mapping[str, float]
-    bound: float = 1.0
-    every: Difference | None = None
-    some: Difference | None = None
-
-
-@dataclass
-class ClaimTests:
-    """The comparisons one claim × benchmark rests on."""
-
-    members: list[Comparison] = field(default_factory=list)
-    level_every: float = 1 - ALPHA
-    level_some: float = 1 - ALPHA
-
-    def add(self, a: Mapping[str, float], b: Mapping[str, float], bound: float = 1.0) -> Comparison:
-        c = Comparison(a, b, bound)
-        self.members.append(c)
-        return c
-
-
-@dataclass
-class Family:
-    """Every claim × benchmark test of the section: K of them, each at α/K (Bonferroni)."""
-
-    claims: list[ClaimTests] = field(default_factory=list)
-
-    def claim(self) -> ClaimTests:
-        c = ClaimTests()
-        self.claims.append(c)
-        return c
-
-    @property
-    def tested(self) -> int:
-        return sum(1 for c in self.claims if c.members)
-
-    def resolve(self, alpha: float = ALPHA) -> None:
-        k = max(1, self.tested)
-        for claim in self.claims:
-            claim.level_every = 1 - alpha / k
-            claim.level_some = 1 - alpha / (k * max(1, len(claim.members)))
-            for c in claim.members:
-                d = differences(c.a, c.b)
-                c.every = paired_test(d, claim.level_every, c.bound)
-                c.some = paired_test(d, claim.level_some, c.bound)
-
-
-Verdict = Callable[[], Claim]
-
-
-def _item_means(samples: list[dict], budget: int) -> dict[str, float]:
-    acc: dict[str, list[float]] = defaultdict(list)
-    for r in samples:
-        if r["budget"] == budget:
-            acc[r["item_id"]].append(float(r["correct"]))
-    return {k: sum(v) / len(v) for k, v in acc.items()}
-
-
-def _gain(samples: list[dict], lo: int, hi: int) -> dict[str, float]:
-    a, b = _item_means(samples, hi), _item_means(samples, lo)
-    return {i: a[i] - b[i] for i in a if i in b}
-
-
-def _minus(a: Mapping[str, float], b: Mapping[str, float]) -> dict[str, float]:
-    return {i: a[i] - b[i] for i in a if i in b}
-
-
-def _pts(x: float) -> str:
-    return f"{100 * x:+.1f}"
-
-
-def _ci(d: Difference) -> str:
-    return f"[{_pts(d.low)}, {_pts(d.high)}]"
+def _unquantized(row: dict) -> bool:
+    """Claims (a)–(c) are about pruning: a quantized variant (``quantize`` other than ``none``) would add a
+    second change beside the one each claim names, so only (d) reads them."""
+    return row.get("quantize", "none") in ("none", "")
 
 
 def _variants(bench: str, pooled: list[dict]) -> dict[str, dict]:
-    """Each variant of the benchmark once: kind, method, allocation, target sparsity and regime."""
+    """Each variant of the benchmark once: kind, method, allocation, target sparsity, regime, quantization."""
     out: dict[str, dict] = {}
     for r in pooled:
         if r["benchmark"] == bench:
@@ -136,8 +66,8 @@ def _dense(variants: dict[str, dict]) -> str | None:
     return next((name for name, r in variants.items() if r["kind"] == "dense"), None)
 
 
-def _at(level: float) -> str:
-    return f"intervals at {100 * level:.2f} %"
+def _gain(samples: list[dict], lo: int, hi: int) -> dict[str, float]:
+    return minus(item_means(samples, hi), item_means(samples, lo))
 
 
 def layer_removal_collapses(bench: str, variants: dict[str, dict], samples: dict, budgets: list[int],
@@ -155,13 +85,13 @@ def layer_removal_collapses(bench: str, variants: dict[str, dict], samples: dict
                              "needs dense, a layer-removal variant and two budgets")
     lo, hi = budgets[0], budgets[-1]
     g_dense = _gain(samples[(dense, bench)], lo, hi)
-    dense_gain = _mean(g_dense)
+    dense_gain = mean(g_dense)
     if dense_gain <= 0:
         return lambda: Claim("a", statement, bench, "undecided", f"dense itself does not gain from B={lo} to "
-                             f"B={hi} ({_pts(dense_gain)} points): nothing to collapse")
+                             f"B={hi} ({pts(dense_gain)} points): nothing to collapse")
     claim = family.claim()
     half = {i: 0.5 * g for i, g in g_dense.items()}
-    tests = {v: (claim.add(gain, half, bound=1.5), _mean(gain))
+    tests = {v: (claim.add(gain, half, bound=1.5), mean(gain))
              for v in structured for gain in [_gain(samples[(v, bench)], lo, hi)]}
 
     def verdict() -> Claim:
@@ -170,10 +100,10 @@ def layer_removal_collapses(bench: str, variants: dict[str, dict], samples: dict
         v = "held" if collapsed else "not held" if kept else "undecided"
         shown = "some" if v == "not held" else "every"
         level = claim.level_some if shown == "some" else claim.level_every
-        parts = [f"{name}: gain {_pts(gain)}, minus half of dense's: {_pts(getattr(c, shown).delta)} "
-                 f"{_ci(getattr(c, shown))}" for name, (c, gain) in tests.items()]
-        return Claim("a", statement, bench, v, f"points from B={lo} to B={hi}, dense gains {_pts(dense_gain)} "
-                     f"(half: {_pts(dense_gain / 2)}), {_at(level)}; " + "; ".join(parts), level)
+        parts = [f"{name}: gain {pts(gain)}, minus half of dense's: {pts(getattr(c, shown).delta)} "
+                 f"{ci(getattr(c, shown))}" for name, (c, gain) in tests.items()]
+        return Claim("a", statement, bench, v, f"points from B={lo} to B={hi}, dense gains {pts(dense_gain)} "
+                     f"(half: {pts(dense_gain / 2)}), {at(level)}; " + "; ".join(parts), level)
 
     return verdict
 
@@ -193,25 +123,10 @@ def low_sparsity_retains_tts(bench: str, variants: dict[str, dict], samples: dic
         return lambda: Claim("b", statement, bench, "not tested", f"needs dense and unstructured variants at "
                              f"≤ {LOW_SPARSITY:.0%}")
     claim = family.claim()
-    tests = {(v, b): claim.add(_item_means(samples[(v, bench)], b), _item_means(samples[(dense, bench)], b))
+    tests = {(v, b): claim.add(item_means(samples[(v, bench)], b), item_means(samples[(dense, bench)], b))
              for v in low for b in budgets}
-
-    def verdict() -> Claim:
-        worse = [(k, c.some) for k, c in tests.items() if c.some.high < -MARGIN]
-        kept = all(c.every.low > -MARGIN for c in tests.values())
-        v = "held" if kept else "not held" if worse else "undecided"
-        if worse:
-            (name, b), d = worse[0]
-            level, what = claim.level_some, "shown worse"
-        else:
-            (name, b), d = min(((k, c.every) for k, c in tests.items()), key=lambda kd: kd[1].low)
-            level, what = claim.level_every, "lowest bound"
-        return Claim("b", statement, bench, v,
-                     f"{len(low)} variant(s) × {len(budgets)} budgets, {_at(level)} (one-sided "
-                     f"{(1 - level) / 2:.2g}); {what}: {name} at B={b}, Δ {_pts(d.delta)} {_ci(d)} points against "
-                     f"the margin −{100 * MARGIN:.0f}", level)
-
-    return verdict
+    return lambda: non_inferiority("b", statement, bench, claim, tests,
+                                   f"{len(low)} variant(s) × {len(budgets)} budgets")
 
 
 def allocation_matters_more_at_high_sparsity(bench: str, variants: dict[str, dict], samples: dict,
@@ -242,7 +157,7 @@ def allocation_matters_more_at_high_sparsity(bench: str, variants: dict[str, dic
 
     def acc(v: str) -> dict[str, float]:
         if v not in means:
-            means[v] = _item_means(samples[(v, bench)], top)
+            means[v] = item_means(samples[(v, bench)], top)
         return means[v]
 
     claim = family.claim()
@@ -258,8 +173,8 @@ def allocation_matters_more_at_high_sparsity(bench: str, variants: dict[str, dic
             if any(len(names) != 1 for names in pair):
                 continue  # several variants of one allocation at one sparsity (other knobs): no guess
             (vl,), (ul,), (vh,), (uh,) = pair
-            e_lo, e_hi = _minus(acc(vl), acc(ul)), _minus(acc(vh), acc(uh))
-            m_lo, m_hi = _mean(e_lo), _mean(e_hi)
+            e_lo, e_hi = minus(acc(vl), acc(ul)), minus(acc(vh), acc(uh))
+            m_lo, m_hi = mean(e_lo), mean(e_hi)
             s_hi = 1.0 if m_hi >= 0 else -1.0
             s_lo = s_hi if m_lo == 0 else (1.0 if m_lo > 0 else -1.0)
             size = {i: s_hi * e_hi[i] - s_lo * e_lo[i] for i in e_hi if i in e_lo}
@@ -281,10 +196,10 @@ def allocation_matters_more_at_high_sparsity(bench: str, variants: dict[str, dic
         v = "held" if held else "not held" if negligible else "undecided"
         shown = "every" if v == "not held" else "some"
         level = claim.level_every if shown == "every" else claim.level_some
-        parts = [f"{t.label}: vs uniform {_pts(t.effect_lo)} at {t.lo:.0%}, {_pts(t.effect_hi)} at {t.hi:.0%}; "
-                 f"larger at high sparsity by {_pts(getattr(t.test, shown).delta)} {_ci(getattr(t.test, shown))}"
+        parts = [f"{t.label}: vs uniform {pts(t.effect_lo)} at {t.lo:.0%}, {pts(t.effect_hi)} at {t.hi:.0%}; "
+                 f"larger at high sparsity by {pts(getattr(t.test, shown).delta)} {ci(getattr(t.test, shown))}"
                  for t in tests]
-        return Claim("c", statement, bench, v, f"points at B={top}, {_at(level)}; " + "; ".join(parts) + note,
+        return Claim("c", statement, bench, v, f"points at B={top}, {at(level)}; " + "; ".join(parts) + note,
                      level)
 
     return verdict
@@ -302,11 +217,36 @@ class Interaction:
     effect_lo: float
 
 
-def _mean(x: dict[str, float]) -> float:
-    return sum(x.values()) / max(1, len(x))
+def quantization_keeps_tts(bench: str, variants: dict[str, dict], samples: dict, budgets: list[int],
+                           family: Family) -> Verdict:
+    """(d) Non-inferiority of every quantized variant to its unquantized counterpart at every budget, by
+    (b)'s rule and margin: the counterpart is the variant its ``quantized_from`` names (identical but for
+    the quantization); a dense model quantized without pruning (kind ``quantized``) without one is compared
+    with dense. A quantized variant whose counterpart is not in the study is named, never guessed."""
+    statement = (f"Quantization on top of pruning keeps test-time scaling (non-inferiority to the unquantized "
+                 f"counterpart, margin {100 * MARGIN:.0f} points)")
+    quantized = sorted(n for n, r in variants.items() if not _unquantized(r))
+    pairs: dict[str, str] = {}
+    for name in quantized:
+        r = variants[name]
+        base = r.get("quantized_from") or (_dense(variants) if r["kind"] == "quantized" else None)
+        if base in variants and base != name:
+            pairs[name] = base
+    unpaired = [n for n in quantized if n not in pairs]
+    note = (f"; not paired: {', '.join(unpaired)} (no unquantized counterpart in the study)" if unpaired else "")
+    if not pairs:
+        return lambda: Claim("d", statement, bench, "not tested",
+                             "needs a quantized variant and its unquantized counterpart" + note)
+    claim = family.claim()
+    tests = {(q, b): claim.add(item_means(samples[(q, bench)], b), item_means(samples[(base, bench)], b))
+             for q, base in pairs.items() for b in budgets}
+    what = (f"{len(pairs)} pair(s) ({', '.join(f'{q} vs {base}' for q, base in pairs.items())}) × {len(budgets)} "
+            "budgets")
+    return lambda: non_inferiority("d", statement, bench, claim, tests, what, note)
 
 
-RULES = (layer_removal_collapses, low_sparsity_retains_tts, allocation_matters_more_at_high_sparsity)
+PRUNING_RULES = (layer_removal_collapses, low_sparsity_retains_tts, allocation_matters_more_at_high_sparsity)
+RULES = (*PRUNING_RULES, quantization_keeps_tts)
 
 
 def judge(pooled: list[dict], samples: dict, alpha: float = ALPHA) -> list[Claim]:
@@ -316,7 +256,9 @@ def judge(pooled: list[dict], samples: dict, alpha: float = ALPHA) -> list[Claim
     for bench in dict.fromkeys(r["benchmark"] for r in pooled):
         budgets = sorted({r["budget"] for r in pooled if r["benchmark"] == bench})
         variants = _variants(bench, pooled)
-        pending += [rule(bench, variants, samples, budgets, family) for rule in RULES]
+        pruned = {name: r for name, r in variants.items() if _unquantized(r)}
+        pending += [rule(bench, pruned, samples, budgets, family) for rule in PRUNING_RULES]
+        pending.append(quantization_keeps_tts(bench, variants, samples, budgets, family))
     family.resolve(alpha)
     claims = [verdict() for verdict in pending]
     for c in claims:

@@ -2,7 +2,8 @@
 
 Everything is computed locally from the study folder: the TTS curves with 95 % CIs, accuracy vs the
 thinking tokens actually used and vs estimated inference FLOPs, paired tests against dense, the
-pruning table, parallel-scaling metrics when several samples were drawn, and a reasoning-trace panel.
+pruning and quantization table, parallel-scaling metrics when several samples were drawn, a
+reasoning-trace panel, and the diagnostics (thinking length vs dense, found-then-lost) with their plot.
 """
 
 from __future__ import annotations
@@ -11,13 +12,12 @@ import base64
 import html
 import json
 import re
-from collections import defaultdict
-from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from prunescale.report.claims import ALPHA, MARGIN, judge
+from prunescale.report.diagnostics_report import diagnostics
+from prunescale.report.plots import accuracy_plots
+from prunescale.report.sections import Section, pct_ci
 from prunescale.stats.power import minimum_detectable_difference
 from prunescale.study.results import manifest, notices, read_index, read_pooled
 from prunescale.tts.run import read_samples
@@ -60,107 +60,6 @@ def trace_panel(rows: list[dict]) -> dict:
     }
 
 
-def _params(manifest: dict, dense_params: int | None) -> tuple[float | None, float | None]:
-    """(parameters a token passes through, nonzero parameters) relative to dense."""
-    if not manifest:
-        return 1.0, 1.0
-    removed = manifest.get("removed_param_fraction", 0.0)
-    if manifest.get("kind") == "structured":
-        return 1 - removed, 1 - removed
-    return 1.0, 1 - removed
-
-
-def _plots(out: Path, rows: list[dict], manifests: dict, benches: list[str], variants: list[str]) -> dict[str, Path]:
-    import matplotlib  # heavy: only when plotting; the backend is chosen before pyplot loads
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    made = {}
-    # TTS curves: accuracy vs budget, one panel per benchmark, shaded 95 % CIs (seeds averaged)
-    for name, x_key, xlabel in (
-        ("tts_curves", "budget", "thinking budget (tokens)"),
-        ("accuracy_vs_tokens", "mean_thinking_tokens", "mean thinking tokens used"),
-        ("accuracy_vs_flops", "flops", "relative inference FLOPs per item (dense = 1)"),
-    ):
-        fig, axes = plt.subplots(1, len(benches), figsize=(6 * len(benches), 4.2), dpi=110, squeeze=False)
-        for ax, bench in zip(axes[0], benches):
-            ax.set_prop_cycle(color=plt.cm.tab20.colors)  # more variants than the default 10 colours
-            dense_tokens = None
-            for v in sorted(variants, key=lambda name: bool(manifests.get(name))):  # dense (no manifest) first
-                rs = [r for r in rows if r["variant"] == v and r["benchmark"] == bench]
-                by_b: dict[int, list[dict]] = defaultdict(list)
-                for r in rs:
-                    by_b[r["budget"]].append(r)
-                bs = sorted(by_b)
-                if not bs:
-                    continue
-                acc = [100 * np.mean([r["accuracy"] for r in by_b[b]]) for b in bs]
-                lo = [100 * np.mean([r["ci_low"] for r in by_b[b]]) for b in bs]
-                hi = [100 * np.mean([r["ci_high"] for r in by_b[b]]) for b in bs]
-                toks = [np.mean([r["mean_thinking_tokens"] for r in by_b[b]]) for b in bs]
-                if not manifests.get(v):  # the dense variant (no manifest), whatever its name
-                    dense_tokens = toks
-                if x_key == "budget":
-                    xs = bs
-                elif x_key == "mean_thinking_tokens":
-                    xs = toks
-                else:
-                    active, _ = _params(manifests.get(v, {}), None)
-                    ref = dense_tokens or toks
-                    xs = [(active or 1.0) * (t + 1) / (max(ref) + 1) for t in toks]
-                dense = not manifests.get(v)
-                style = "-" if dense else "--" if manifests[v].get("kind") == "structured" else "-."
-                ax.plot(xs, acc, style, marker="o", ms=3, label=v, lw=2.2 if dense else 1.2)
-                if x_key == "budget":
-                    ax.fill_between(xs, lo, hi, alpha=0.12)
-            ax.set_title(bench)
-            ax.set_xlabel(xlabel)
-            ax.set_ylabel("accuracy (%)")
-            ax.set_ylim(0, 100)
-            ax.grid(alpha=0.3)
-        axes[0][-1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
-        fig.tight_layout()
-        for suffix in (".png", ".svg"):
-            fig.savefig(out / f"{name}{suffix}", bbox_inches="tight")
-        plt.close(fig)
-        made[name] = out / f"{name}.png"
-    return made
-
-
-@dataclass
-class Section:
-    """One report section: a title, a paragraph and a table, rendered to Markdown and HTML alike."""
-
-    title: str
-    text: str
-    header: list[str]
-    rows: list[list[str]]
-
-    def markdown(self) -> str:
-        lines = [f"## {self.title}", ""]
-        if self.text:
-            lines += [self.text, ""]
-        if self.rows:
-            lines += ["| " + " | ".join(self.header) + " |", "|" + "|".join("---" for _ in self.header) + "|"]
-            lines += ["| " + " | ".join(row) + " |" for row in self.rows]
-        return "\n".join(lines) + "\n"
-
-    def html(self) -> str:
-        esc = html.escape
-        text = f"<p>{esc(self.text)}</p>" if self.text else ""
-        if not self.rows:
-            return f"<h2>{esc(self.title)}</h2>{text}"
-        head = "".join(f"<th>{esc(c)}</th>" for c in self.header)
-        body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>" for row in self.rows)
-        return f"<h2>{esc(self.title)}</h2>{text}<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
-def _pct_ci(value: float, low: float, high: float, signed: bool = False) -> str:
-    v = f"{100 * value:+.1f}" if signed else f"{100 * value:.1f}"
-    return f"{v} [{100 * low:.1f}, {100 * high:.1f}]"
-
-
 def _p(p: float) -> str:
     return "–" if p != p else ("<0.001" if p < 0.001 else f"{p:.3f}")
 
@@ -172,7 +71,7 @@ def _accuracy_sections(bench: str, rows: list[dict], ev: dict) -> list[Section]:
     budgets = sorted({r["budget"] for r in rs})
     variants = list(dict.fromkeys(r["variant"] for r in rs))
     cell = {(r["variant"], r["budget"]): r for r in rs}
-    acc_rows = [[v, *(_pct_ci(cell[v, b]["accuracy"], cell[v, b]["ci_low"], cell[v, b]["ci_high"])
+    acc_rows = [[v, *(pct_ci(cell[v, b]["accuracy"], cell[v, b]["ci_low"], cell[v, b]["ci_high"])
                       if (v, b) in cell else "–" for b in budgets)] for v in variants]
     any_r = rs[0]
     unit = (f"{any_r['items']} items × {any_r['seeds']} seed(s), {any_r['observations'] // max(1, any_r['items'])} "
@@ -185,7 +84,7 @@ def _accuracy_sections(bench: str, rows: list[dict], ev: dict) -> list[Section]:
     diff_rows = []
     for r in rs:
         if r["p"] == r["p"]:
-            delta = _pct_ci(r["delta"], r["delta_low"], r["delta_high"], signed=True)
+            delta = pct_ci(r["delta"], r["delta_low"], r["delta_high"], signed=True)
             diff_rows.append([r["variant"], str(r["budget"]), delta, _p(r["p"]), _p(r["p_holm"])])
     if diff_rows:
         n_tests = len(diff_rows)
@@ -221,9 +120,47 @@ def _claims_section(rows: list[dict], samples: dict) -> Section:
         "(Bonferroni); a statement about every comparison of a claim uses each interval at that level (an "
         "intersection-union test), one about some comparison adjusts over the claim's comparisons; each row "
         "says the level of the intervals it shows. Rules in docs/METHODS.md: held, not held, undecided (the "
-        "intervals allow either), not tested (no variants).",
+        "intervals allow either), not tested (no variants). (a)–(c) read only unquantized variants; (d) "
+        "quantization on top of pruning keeps test-time scaling: each quantized variant against its "
+        "unquantized counterpart (the same variant without quantization), non-inferiority at every budget with "
+        f"(b)'s margin {100 * MARGIN:.0f} points and rule; it counts in K when tested.",
         ["claim", "benchmark", "verdict", "evidence"],
         [[f"({c.key}) {c.statement}", c.benchmark, c.verdict, c.evidence] for c in claims])
+
+
+WEIGHT_NOTE = (
+    "Weights MiB (est.) is an ESTIMATE, not the size of the saved folder: dense bytes for dense; for a pruned or "
+    "quantized variant the kept weights at its bits, plus, when quantized, a scale and a zero point per "
+    "quantization group and, for unstructured sparsity, a one-bit-per-weight mask (what a packed format would "
+    "need)."
+)
+
+
+def _pruning_section(variants: list[str], manifests: dict[str, dict], rows: list[dict]) -> Section:
+    """One row per variant: what was pruned and how (its manifest), beside its weight bits and the estimated
+    size of its weights (the pooled table's ``bits``, ``quantize`` and ``weight_bytes``)."""
+    first = {r["variant"]: r for r in reversed(rows)}
+    body = []
+    for v in variants:
+        m, r = manifests.get(v, {}), first.get(v, {})
+        size = r.get("weight_bytes")
+        body.append([
+            v, r.get("kind") or m.get("kind", "dense"), m.get("method", "–"), str(m.get("allocation") or "–"),
+            m.get("regime") or "–",
+            f"{m.get('target_sparsity') or 0:.3f}", f"{m.get('realised_sparsity', 0):.4f}",
+            str(r.get("bits") or "–"), r.get("quantize") or "–",
+            "–" if size is None or size != size else f"{float(size) / 2**20:.1f}",
+            f"{m.get('removed_param_fraction', 0):.4f}", ",".join(map(str, m.get("removed_layers", []))) or "–",
+        ])
+    return Section(
+        "Pruning and quantization",
+        "Realised sparsity is measured from the saved weights (structured: share of block parameters removed); "
+        "removed fraction is of all parameters. Regime: where the pruning statistics came from — sequential "
+        "(each block calibrated on the outputs of the already-pruned blocks), dense-activations (the dense "
+        "model, one shared pass), data-free (magnitude). Bits: the weights' bits (the stored dtype's when not "
+        "quantized); quantize: the quantization, none when not quantized.",
+        ["variant", "kind", "method", "allocation", "regime", "target", "realised", "bits", "quantize",
+         "weights MiB (est.)", "removed frac.", "removed layers"], body, note=WEIGHT_NOTE)
 
 
 def _notices_section(out: Path, index: dict) -> tuple[Section, list[dict]]:
@@ -241,36 +178,14 @@ def write_report(out: Path) -> Path:
     ev = index["eval"]
     benches = list(dict.fromkeys(r["benchmark"] for r in rows))
     variants = list(dict.fromkeys(r["variant"] for r in rows))
-    plots = _plots(out, rows, manifests, benches, variants)
+    plots = accuracy_plots(out, rows, manifests, benches, variants)
     pct = lambda x: f"{100 * x:.1f}"  # noqa: E731
     notices_section, _ = _notices_section(out, index)
     sections: list[Section] = [notices_section]
     for bench in benches:
         sections += _accuracy_sections(bench, rows, ev)
     sections.append(_claims_section(rows, samples))
-    # pruning table
-    body = []
-    for v in variants:
-        m = manifests.get(v, {})
-        body.append([
-            v,
-            m.get("kind", "dense"),
-            m.get("method", "–"),
-            str(m.get("allocation") or "–"),
-            m.get("regime") or "–",
-            f"{m.get('target_sparsity') or 0:.3f}",
-            f"{m.get('realised_sparsity', 0):.4f}",
-            f"{m.get('removed_param_fraction', 0):.4f}",
-            ",".join(map(str, m.get("removed_layers", []))) or "–",
-        ])
-    sections.append(Section(
-        "Pruning",
-        "Realised sparsity is measured from the saved weights (structured: share of block parameters removed); "
-        "removed fraction is of all parameters. Regime: where the pruning statistics came from — sequential "
-        "(each block calibrated on the outputs of the already-pruned blocks), dense-activations (the dense "
-        "model, one shared pass), data-free (magnitude).",
-        ["variant", "kind", "method", "allocation", "regime", "target", "realised", "removed frac.",
-         "removed layers"], body))
+    sections.append(_pruning_section(variants, manifests, rows))
     # parallel scaling
     if ev["samples"] > 1:
         body = []
@@ -281,7 +196,7 @@ def write_report(out: Path) -> Path:
                 for b in summ.get("budgets", []):
                     keys = sorted(k for k in b if "@" in k and not k.endswith("_ci95"))
                     body.append([v["name"], run["benchmark"], str(b["budget"]),
-                                 ", ".join(f"{k} {_pct_ci(b[k], *b[k + '_ci95'])}" for k in keys)])
+                                 ", ".join(f"{k} {pct_ci(b[k], *b[k + '_ci95'])}" for k in keys)])
         sections.append(Section("Parallel scaling (maj@k, pass@k, cov@k)", "",
                                 ["variant", "benchmark", "budget", "metrics %"], body))
     # reasoning traces
@@ -304,6 +219,12 @@ def write_report(out: Path) -> Path:
         "Reasoning traces (largest budget)", "",
         ["variant", "benchmark", "budget", "mean thinking", "truncated %", "Wait / trace", "self-checks / trace",
          "repeated lines %", "no answer %"], body))
+    dense = next((r["variant"] for r in rows if r["kind"] == "dense"), None)
+    kinds = {e["benchmark"]: e["item_kind"] for v in index["variants"] for e in v["evals"] if e.get("item_kind")}
+    found, diagnostics_png = diagnostics(out, samples, dense, ev.get("grade_timeout", 5.0), kinds)
+    sections += found
+    if diagnostics_png is not None:
+        plots["diagnostics"] = diagnostics_png
     intro = (
         f"Model `{index['model']}`; {len(variants)} variants; benchmarks {', '.join(benches)} "
         f"({ev['split']} split; tuned knobs, if any, on the {index['tuning_split']} split); seeds "
@@ -324,6 +245,8 @@ def write_report(out: Path) -> Path:
         "![accuracy vs FLOPs](accuracy_vs_flops.png)",
         "",
     ]
+    if "diagnostics" in plots:
+        md += ["![diagnostics: thinking vs dense, found-then-lost](diagnostics.png)", ""]
     md += [section.markdown() for section in sections]
     (out / "report.md").write_text("\n".join(md))
     (out / "report.html").write_text(_html(index["study"], intro, sections, plots))

@@ -24,13 +24,15 @@ from prunescale.stats.paired import paired
 from prunescale.tts.run import read_samples
 
 INDEX, RESULTS, POOLED = "index.json", "results.csv", "pooled.csv"
-INDEX_VERSION = 2
+INDEX_VERSION = 3
+QUANT_COLUMNS = ("quantize", "bits", "weight_bytes", "quantized_from")
 RESULT_COLUMNS = (
     "variant",
     "kind",
     "method",
     "allocation",
     "regime",
+    *QUANT_COLUMNS,
     "target_sparsity",
     "realised_sparsity",
     "removed_param_fraction",
@@ -46,8 +48,8 @@ RESULT_COLUMNS = (
     "forced_end_rate",
     "no_answer_rate",
 )
-INT_COLUMNS = ("budget", "seed", "items")
-TEXT_COLUMNS = ("variant", "kind", "method", "allocation", "regime", "benchmark", "split")
+INT_COLUMNS = ("budget", "seed", "items", "bits")
+TEXT_COLUMNS = ("variant", "kind", "method", "allocation", "regime", "quantize", "quantized_from", "benchmark", "split")
 FLOAT_COLUMNS = tuple(c for c in RESULT_COLUMNS if c not in INT_COLUMNS + TEXT_COLUMNS)
 POOLED_COLUMNS = (
     "variant",
@@ -55,6 +57,7 @@ POOLED_COLUMNS = (
     "method",
     "allocation",
     "regime",
+    *QUANT_COLUMNS,
     "target_sparsity",
     "removed_param_fraction",
     "benchmark",
@@ -76,7 +79,7 @@ POOLED_COLUMNS = (
     "forced_end_rate",
     "no_answer_rate",
 )
-POOLED_INT = ("budget", "items", "seeds", "observations")
+POOLED_INT = ("budget", "items", "seeds", "observations", "bits")
 POOLED_FLOAT = tuple(c for c in POOLED_COLUMNS if c not in POOLED_INT + TEXT_COLUMNS)
 
 
@@ -106,11 +109,32 @@ def runs(out: Path, index: dict):
             yield v, m, ev["benchmark"], read_samples(Path(out) / ev["folder"] / "samples.jsonl")
 
 
-def _variant_columns(v: dict, m: dict) -> dict:
-    """Who a row is: the variant, its method and allocation, and its pruning regime (where its pruning
-    statistics came from: sequential, dense-activations, data-free; empty for dense and layer removal)."""
+def _variant_columns(v: dict, m: dict, dense: dict) -> dict:
+    """Who a row is: the variant, its method and allocation, its pruning regime (where its pruning statistics
+    came from: sequential, dense-activations, data-free; empty for dense and layer removal), its quantization
+    (``bits``: the quantized weights' bits, else the stored dtype's) and the estimated bytes of its weights
+    (``dense``: the dense model's, as every pruning run of the study recorded them)."""
+    quant = m.get("quantization") or {}
+    bits = quant.get("bits") or _dtype_bits(m.get("saved_dtype")) or dense.get("bits", 0)
+    size = m.get("weight_bytes") if m else dense.get("bytes")
     return {"variant": v["name"], "kind": v["kind"], "method": v["method"], "allocation": m.get("allocation", "") or "",
-            "regime": m.get("regime", "") or "", "target_sparsity": m.get("target_sparsity") or 0.0}
+            "regime": m.get("regime", "") or "", "quantize": v["quantize"], "bits": bits,
+            "weight_bytes": float(size) if size is not None else float("nan"), "quantized_from": v["quantized_from"],
+            "target_sparsity": m.get("target_sparsity") or 0.0}
+
+
+def _dtype_bits(name: str | None) -> int:
+    return {"float32": 32, "bfloat16": 16, "float16": 16}.get(name or "", 0)
+
+
+def dense_size(out: Path, index: dict) -> dict:
+    """The dense model's weight bytes and dtype bits, from any pruning manifest of the study (each records
+    the model it started from); empty when the study pruned nothing."""
+    for v in index["variants"]:
+        m = manifest(out, v)
+        if m.get("dense_weight_bytes"):
+            return {"bytes": m["dense_weight_bytes"], "bits": _dtype_bits(m.get("saved_dtype"))}
+    return {}
 
 
 def _rates(flat: list[dict]) -> dict:
@@ -124,6 +148,7 @@ def _rates(flat: list[dict]) -> dict:
 def collect_results(out: Path, index: dict) -> list[dict]:
     """One row per variant × benchmark × budget × seed, from each finished run's samples.jsonl."""
     rows = []
+    dense_info = dense_size(out, index)
     for v, m, bench, samples in runs(out, index):
         groups: dict[tuple[int, int], dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
         flats: dict[tuple[int, int], list[dict]] = defaultdict(list)
@@ -133,7 +158,7 @@ def collect_results(out: Path, index: dict) -> list[dict]:
         for (budget, seed), items in sorted(groups.items()):
             est = accuracy(list(items.values()))
             rows.append({
-                **_variant_columns(v, m),
+                **_variant_columns(v, m, dense_info),
                 "realised_sparsity": m.get("realised_sparsity") or 0.0,
                 "removed_param_fraction": m.get("removed_param_fraction") or 0.0,
                 "benchmark": bench,
@@ -163,6 +188,7 @@ def pooled_results(out: Path, index: dict) -> list[dict]:
     and against dense on the same items: the mean paired difference, its interval and p-value, raw and
     Holm-adjusted over the benchmark's family (every non-dense variant × budget)."""
     table = list(runs(out, index))
+    dense_info = dense_size(out, index)
     dense = {bench: samples for v, _, bench, samples in table if v["kind"] == "dense"}
     rows = []
     for v, m, bench, samples in table:
@@ -170,7 +196,7 @@ def pooled_results(out: Path, index: dict) -> list[dict]:
             obs = item_accuracy(samples, budget)
             est = accuracy(list(obs.values()))
             row = {
-                **_variant_columns(v, m),
+                **_variant_columns(v, m, dense_info),
                 "removed_param_fraction": m.get("removed_param_fraction") or 0.0,
                 "benchmark": bench,
                 "split": index["eval"]["split"],

@@ -29,7 +29,7 @@ from prunescale.study.results import (
     pooled_results,
     results_csv,
 )
-from prunescale.study.spec import StudySpec, Variant, expand, load_spec
+from prunescale.study.spec import StudySpec, Variant, counterparts, expand, load_spec
 from prunescale.study.store import (
     claim_folder,
     clean_stale_temps,
@@ -84,6 +84,8 @@ def _prune(spec: StudySpec, v: Variant, folder: Path, log: Callable[[str], None]
     """Prune one variant: its options as the variant gives them (the rest keep the schema's defaults), with
     the study's model, calibration, device and dtype."""
     options = v.model_dump(exclude={"name"}, exclude_unset=True) | {"method": v.method}
+    if v.kind == "quantized":  # the dense model quantized: a run that prunes nothing
+        options["method"] = "none"
     s = validated(StructuredSpec if v.kind == "structured" else PruneSpec, **options, model=spec.model,
                   calibration=spec.calibration, device=spec.device, dtype=spec.dtype, out=folder, overwrite=True)
     if v.kind == "structured":
@@ -138,11 +140,14 @@ def stage_status(folder: Path | None, done: Callable[[Path], bool]) -> str:
     return "partial" if folder.exists() else "todo"
 
 
-def index(spec: StudySpec, stages: list[Stage], out: Path) -> dict:
-    """The results index: every stage folder (relative to ``out``), its content hash and status, and the
-    settings the report states. The report reads this, never the plan."""
+def index(spec: StudySpec, stages: list[Stage], out: Path, kinds: dict[str, str] | None = None) -> dict:
+    """The results index: every stage folder (relative to ``out``), its content hash and status, each
+    benchmark's item kind (``kinds``), and the settings the report states. The report reads this, never
+    the plan."""
     def where(folder: Path) -> dict:
         return {"folder": str(folder.relative_to(out)), "key": folder.name.rsplit("-", 1)[-1]}
+
+    unquantized = counterparts([s.variant for s in stages])
 
     return {
         "version": INDEX_VERSION,
@@ -156,9 +161,12 @@ def index(spec: StudySpec, stages: list[Stage], out: Path) -> dict:
                 "name": s.variant.name,
                 "kind": s.variant.kind,
                 "method": getattr(s.variant, "label", s.variant.method),  # wanda+dsnot: a method of its own
+                "quantize": s.variant.quant_label,
+                "quantized_from": unquantized.get(s.variant.name, ""),
                 "prune": None if s.prune_dir is None else where(s.prune_dir) | {
                     "status": stage_status(s.prune_dir, prune_done)},
-                "evals": [{"benchmark": b, **where(f), "status": stage_status(f, eval_done)} for b, f in s.evals],
+                "evals": [{"benchmark": b, "item_kind": (kinds or {}).get(b, ""), **where(f),
+                           "status": stage_status(f, eval_done)} for b, f in s.evals],
             }
             for s in stages
         ],
@@ -201,7 +209,7 @@ def run_study(
         raise PrunescaleError(f"--jobs must be ≥ 1, got {jobs}")
     if dry_run:  # describes the grid only: needs neither models nor benchmark data
         return out, describe_plan(stages)
-    _check_benchmarks(spec)
+    kinds = _check_benchmarks(spec)
     claim_folder(out, spec.name)
     with study_lock(out):
         write_json_atomic(out / "study.json", {"name": spec.name, "spec": spec.model_dump()})
@@ -216,7 +224,7 @@ def run_study(
         log(f"{len(stages)} variants × {len(spec.eval.benchmarks)} benchmarks; {len(todo)} variants have work to do "
             f"({threads} CPU thread(s) each)")
         failures = _execute(spec, todo, out, jobs, executor, threads, ray_address, log)
-        idx = index(spec, stages, out)
+        idx = index(spec, stages, out, kinds)
         write_json_atomic(out / INDEX, idx)
         write_text_atomic(out / RESULTS, results_csv(collect_results(out, idx)))
         write_text_atomic(out / POOLED, results_csv(pooled_results(out, idx), POOLED_COLUMNS))
@@ -230,10 +238,11 @@ def run_study(
     return out, describe_plan(stages)
 
 
-def _check_benchmarks(spec: StudySpec) -> None:
+def _check_benchmarks(spec: StudySpec) -> dict[str, str]:
+    """Each benchmark's item kind (math | choice | tiny), read from its first item; an offline hub benchmark
+    fails here, clearly, before anything runs."""
     plugins.load()
-    for b in spec.eval.benchmarks:
-        load_benchmark(b, spec.eval.split, 1, spec.eval.seeds[0])  # offline hub benchmarks fail here, clearly
+    return {b: load_benchmark(b, spec.eval.split, 1, spec.eval.seeds[0])[0].kind for b in spec.eval.benchmarks}
 
 
 def _execute(spec: StudySpec, todo: list[int], out: Path, jobs: int, executor: str, threads: int,

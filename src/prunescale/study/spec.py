@@ -18,8 +18,17 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import AfterValidator, Discriminator, Tag, ValidationError, field_validator, model_validator
 
-from prunescale.config import Calibration, EvalOptions, Strict, StructuredOptions, UnstructuredOptions, one_line
+from prunescale.config import (
+    Calibration,
+    EvalOptions,
+    QuantizeOptions,
+    Strict,
+    StructuredOptions,
+    UnstructuredOptions,
+    one_line,
+)
 from prunescale.config.fields import DType, OptionalPositive
+from prunescale.config.quantization import DEFAULT_GROUP
 from prunescale.errors import PrunescaleError
 from prunescale.registry import METHODS, REMOVALS
 
@@ -36,13 +45,16 @@ def _safe_name(v: str) -> str:
 SafeName = Annotated[str, AfterValidator(_safe_name)]
 
 
-class DenseVariant(Strict):
+class DenseVariant(QuantizeOptions):
+    """The dense model; with ``quantize`` set, the dense model quantized (kind ``quantized``): ``dense`` always
+    names the one unquantized reference."""
+
     name: SafeName
     method: Literal["dense"] = "dense"
 
     @property
     def kind(self) -> str:
-        return "dense"
+        return "quantized" if self.quantize else "dense"
 
 
 class UnstructuredVariant(UnstructuredOptions):
@@ -53,7 +65,7 @@ class StructuredVariant(StructuredOptions):
     name: SafeName
 
 
-VARIANT_KINDS = ("dense", "unstructured", "structured")
+VARIANT_KINDS = ("dense", "unstructured", "structured")  # the union's tags (a quantized dense variant is tagged dense)
 
 
 def _variant_kind(v: object) -> str:
@@ -82,9 +94,24 @@ class StructuredGrid(Strict):
     match_sparsity: list[float] = []
 
 
+class QuantizeChoice(Strict):
+    """One entry of the grid's ``quantize:`` axis (``none`` is the unquantized entry)."""
+
+    method: str
+    bits: int = 4
+    group_size: int = DEFAULT_GROUP
+    act_order: bool = False
+
+    def options(self) -> dict:
+        """As the variant fields (``quantize``, ``bits``, …) a variant with this quantization has."""
+        return {"quantize": self.method, **self.model_dump(exclude={"method"})}
+
+
 class Grid(Strict):
     unstructured: UnstructuredGrid | None = None
     structured: StructuredGrid | None = None
+    # crossed with every unquantized variant (dense included); a list without "none" drops the unquantized ones
+    quantize: list[Literal["none"] | QuantizeChoice] = []
 
 
 class EvalSettings(EvalOptions):
@@ -155,7 +182,38 @@ class StudySpec(Strict):
                     out.append(StructuredVariant(name=f"{m}-remove{n}", method=m, remove_layers=n))
                 for s in g.structured.match_sparsity:
                     out.append(StructuredVariant(name=f"{m}-match{round(100 * s)}", method=m, match_sparsity=s))
-        return out
+        return _crossed(out, g.quantize) if g and g.quantize else out
+
+
+QUANT_FIELDS = tuple(QuantizeOptions.model_fields)
+
+
+def _crossed(variants: list, axis: list) -> list:
+    """Every unquantized variant once per entry of the ``quantize:`` axis (named ``NAME-LABEL``); variants
+    that set their own quantization are kept as they are."""
+    out: list = []
+    for v in variants:
+        if v.quantize:
+            out.append(v)
+            continue
+        for choice in axis:
+            if choice == "none":
+                out.append(v)
+                continue
+            fields = v.model_dump(exclude_unset=True) | choice.options()
+            q = type(v)(**fields)
+            out.append(type(v)(**(fields | {"name": f"{v.name}-{q.quant_label}"})))
+    return out
+
+
+def counterparts(variants: list) -> dict[str, str]:
+    """Quantized variant → the variant that is the same in everything but quantization (the one factor a
+    quantization comparison may change); variants without one are absent."""
+    def base(v) -> str:
+        return json.dumps(v.model_dump(exclude={"name", *QUANT_FIELDS}), sort_keys=True, default=str)
+
+    plain = {base(v): v.name for v in variants if not v.quantize}
+    return {v.name: plain[base(v)] for v in variants if v.quantize and base(v) in plain}
 
 
 def _path(text: str) -> Path:

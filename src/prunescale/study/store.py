@@ -28,7 +28,7 @@ PACKAGE = Path(__file__).resolve().parent.parent
 # and the embedded model's plugin are in both: they decide the calibration tokens and the benchmark items.
 STAGE_CODE = {
     "prune": ("prune", "models", "data", "toy", "registry.py", "provenance.py", "api/pruning.py",
-              "api/structured.py", "api/output.py"),
+              "api/structured.py", "api/output.py", "api/loading.py", "api/quantize.py"),
     "eval": ("tts", "eval", "models", "data", "toy", "provenance.py", "api/evaluation.py"),
 }
 
