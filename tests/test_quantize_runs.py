@@ -78,10 +78,11 @@ def test_quantize_command_extends_a_pruned_folder_and_refuses_a_second_pass(tmp_
 
 def test_quantize_only_and_after_layer_removal(tmp_path, model_dir):
     r = runner.invoke(app, ["prune", "--model", str(model_dir), "--method", "none", "--quantize", "gptq", *CAL,
-                            "--group-size", "64", "--out", str(tmp_path / "q")])
+                            "--bits", "2", "--group-size", "64", "--out", str(tmp_path / "q")])
     assert r.exit_code == 0, r.output
     m = json.loads((tmp_path / "q" / "pruning_manifest.json").read_text())
     assert m["target_sparsity"] == 0 and m["quantization"]["method"] == "gptq"
+    assert any("2-bit" in n for n in m["notices"]) and "2-bit" in r.output  # the warning reaches the user
     r = runner.invoke(app, ["prune", "--model", str(model_dir), "--method", "reverse", "--remove-layers", "1",
                             "--quantize", "gptq", "--group-size", "32", *CAL, "--out", str(tmp_path / "r")])
     assert r.exit_code == 0, r.output

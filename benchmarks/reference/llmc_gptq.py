@@ -21,6 +21,8 @@ What it runs (llmcompressor 0.14 / compressed-tensors 0.19):
 * The sequential pipeline (one decoder layer at a time; every Linear of a layer gets its Hessian from one
   pass over the calibration set, whose inputs went through the already *quantized* earlier layers;
   ``propagate_error=True``), on the CPU when there is no accelerator.
+* ``--group-size`` must divide the input width of every target (llm-compressor refuses otherwise, as
+  prunescale does): SmolLM2-135M (widths 576 and 1536) takes 32, 64 or -1, not 128.
 * Calibration: the ``torch.save``d list of 1-D LongTensors is fed as a DataLoader, batch size 1, in file
   order: each sequence one sample, no shuffling, truncation or padding (``attention_mask`` all ones).
 

@@ -10,11 +10,13 @@ value written there is 0 and the error of writing it is compensated like any oth
 
 GPTQ quantizes column by column and spreads each column's error over the columns not yet quantized through
 the upper Cholesky factor of the damped inverse Hessian (the same loop as :mod:`sparsegpt`, whose Hessian
-accumulation it reuses). Group parameters are taken when the loop reaches a group's first column, from the
-weights as updated by every column before it (blocks are aligned to groups so that those values are
-current). With ``act_order`` the columns are processed by descending Hessian diagonal while the groups stay
-the contiguous columns of the original order, their parameters fixed from the weights before any update
-("static groups"): the saved matrix needs no permutation index, and the permutation is undone before return.
+accumulation it reuses). Every group's parameters are fixed from the weights before any update ("static
+groups", llm-compressor's rule in every mode), so they do not depend on the processing order: with
+``act_order`` the columns are processed by descending Hessian diagonal while the groups stay the contiguous
+columns of the original order (the saved matrix needs no permutation index; the permutation is undone before
+return). ``static_groups=False`` is the IST-DASLab reference's rule instead: a group's parameters are taken
+when the loop reaches its first column, from the weights as updated by every column before it (blocks are
+aligned to groups so that those values are current).
 """
 
 from __future__ import annotations
@@ -90,9 +92,9 @@ class GPTQ(SparseGPT):
     @torch.no_grad()
     def quantize(self, weight: torch.Tensor, bits: int, group_size: int, act_order: bool = False,
                  mask: torch.Tensor | None = None, blocksize: int = 128, percdamp: float = 0.01,
-                 static_groups: bool = False) -> Quantized:
-        """``static_groups``: every group's parameters from the weights before any update, as with
-        act-order (llm-compressor's choice in every mode; the parity benchmark compares like with like)."""
+                 static_groups: bool = True) -> Quantized:
+        """``static_groups`` (default): every group's parameters from the weights before any update; off
+        (without act-order): from the updated weights when the loop reaches the group (module docstring)."""
         assert self.H is not None, "quantize after free()"
         W = weight.detach().clone().float()
         rows, cols = W.shape
