@@ -46,6 +46,16 @@ def tiny_model(arch: str, seed: int = 0, **kw):
     return AutoModelForCausalLM.from_config(tiny_config(arch, **kw)).eval()
 
 
+def save_tiny(folder: Path, arch: str = "qwen3", layers: int = 2) -> Path:
+    """A tiny random model of ``arch`` saved with the tiny reasoner's tokenizer: a folder any command loads."""
+    from prunescale.toy.tokenizer import build_tokenizer
+
+    tok = build_tokenizer()
+    tiny_model(arch, layers=layers, vocab=len(tok)).save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return folder
+
+
 @pytest.fixture
 def char_tokenizer():
     """A real (tiny) fast tokenizer to save beside random models: the tiny reasoner's."""

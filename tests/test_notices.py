@@ -11,20 +11,15 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from conftest import tiny_model
+from conftest import save_tiny
 from prunescale.cli import app
-from prunescale.toy.tokenizer import build_tokenizer
 
 runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("m") / "tiny"
-    tok = build_tokenizer()
-    tiny_model("qwen3", layers=3, vocab=len(tok)).save_pretrained(folder)
-    tok.save_pretrained(folder)
-    return folder
+    return save_tiny(tmp_path_factory.mktemp("m") / "tiny", "qwen3", 3)
 
 
 def _study(tmp_path: Path, body: str) -> tuple[Path, object]:

@@ -13,11 +13,10 @@ import torch
 from safetensors.torch import load_file
 from typer.testing import CliRunner
 
-from conftest import tiny_model
+from conftest import save_tiny
 from prunescale.cli import app
 from prunescale.errors import PrunescaleError
 from prunescale.study.spec import counterparts, expand, load_spec
-from prunescale.toy.tokenizer import build_tokenizer
 
 runner = CliRunner()
 CAL = ["--calib", "tiny", "--nsamples", "4", "--seqlen", "32"]
@@ -25,11 +24,7 @@ CAL = ["--calib", "tiny", "--nsamples", "4", "--seqlen", "32"]
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("m") / "tiny"
-    tok = build_tokenizer()
-    tiny_model("qwen3", layers=2, vocab=len(tok)).save_pretrained(folder)
-    tok.save_pretrained(folder)
-    return folder
+    return save_tiny(tmp_path_factory.mktemp("m") / "tiny", "qwen3", 2)
 
 
 def _weights(folder: Path) -> dict[str, torch.Tensor]:

@@ -9,11 +9,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from conftest import tiny_model
+from conftest import save_tiny
 from prunescale.cli import app
 from prunescale.errors import PrunescaleError
 from prunescale.study.spec import counterparts, expand, load_spec
-from prunescale.toy.tokenizer import build_tokenizer
 
 runner = CliRunner()
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -21,11 +20,7 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("m") / "tiny"
-    tok = build_tokenizer()
-    tiny_model("qwen3", layers=3, vocab=len(tok)).save_pretrained(folder)
-    tok.save_pretrained(folder)
-    return folder
+    return save_tiny(tmp_path_factory.mktemp("m") / "tiny", "qwen3", 3)
 
 
 def _spec(tmp_path: Path, model_dir: Path, name: str = "smoke", extra: str = "") -> Path:

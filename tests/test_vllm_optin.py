@@ -153,3 +153,33 @@ def test_eval_of_a_scripted_s1_folder_is_the_same_through_both_engines(scripted,
     hf, vllm = _eval_rows(tmp_path, "hf", *args), _eval_rows(tmp_path, "vllm", *args)
     assert hf == vllm
     assert {r["forced_end"] for r in hf} == {True, False} and any(r["wait_rounds"] for r in hf)
+
+
+def test_a_packed_folder_is_served_by_vllms_int4_kernel_and_matches_its_dequantized_twin(tmp_path: Path):
+    """``--save-format packed``: vLLM loads packed/ as compressed-tensors (its CPU W4A16 kernel needs bf16
+    activations) and answers the tiny reasoner's items as the dequantized folder does in the same engine and
+    dtype, up to bf16 accumulation order (a different kernel sums in a different order)."""
+    pytest.importorskip("compressed_tensors")
+    out = tmp_path / "w4"
+    cmd = [sys.executable, "-m", "prunescale.cli", "prune", "--model", "tiny-reasoner", "--method", "wanda",
+           "--sparsity", "0.5", "--quantize", "gptq", "--bits", "4", "--group-size", "32", "--nsamples", "16",
+           "--save-format", "packed", "--out", str(out)]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows, logs = {}, {}
+    for name, folder in (("packed", out / "packed"), ("dequantized", out)):
+        run = tmp_path / name
+        cmd = [sys.executable, "-m", "prunescale.cli", "eval", "--model", str(folder), "--benchmark", "tiny",
+               "--limit", "40", "--budgets", "0,48,96", "--answer-budget", "4", "--dtype", "bf16", "--engine", "vllm",
+               "--out", str(run)]
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=tmp_path)
+        assert done.returncode == 0, done.stderr[-3000:]
+        rows[name] = [json.loads(x) for x in (run / "samples.jsonl").read_text().splitlines()]
+        logs[name] = done.stdout + done.stderr
+    assert "quantization=compressed-tensors" in logs["packed"] and "WNA16" in logs["packed"]
+    assert "quantization=compressed-tensors" not in logs["dequantized"]
+    pairs = list(zip(rows["packed"], rows["dequantized"]))
+    assert len(pairs) == 120 and all(a["item_id"] == b["item_id"] and a["budget"] == b["budget"] for a, b in pairs)
+    agree = sum(a["correct"] == b["correct"] for a, b in pairs) / len(pairs)
+    acc = {k: sum(r["correct"] for r in v if r["budget"] == 96) / 40 for k, v in rows.items()}
+    assert agree >= 0.85 and abs(acc["packed"] - acc["dequantized"]) <= 0.1, (agree, acc)

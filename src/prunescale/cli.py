@@ -37,6 +37,7 @@ from prunescale.config import (
     PruneSpec,
     QuantizeOptions,
     QuantizeSpec,
+    SaveFormat,
     StructuredOptions,
     StructuredSpec,
     UnstructuredOptions,
@@ -92,7 +93,7 @@ def demo(
 
 @app.command(cls=RegistryHelp)
 @user_errors
-@schema_options(ModelInput, UnstructuredOptions, StructuredOptions, Calibration, Device, Output, helps={
+@schema_options(ModelInput, UnstructuredOptions, StructuredOptions, SaveFormat, Calibration, Device, Output, helps={
     "method": "Unstructured: @methods@; METHOD+REFINEMENT (@refinements@, e.g. wanda+dsnot) refines its mask. "
               "Layer removal: @removal@.",
     "out": "Output folder (a Hugging Face model folder)."})
@@ -113,7 +114,7 @@ def prune(**options: Any) -> None:
     from prunescale.api import prune_structured, prune_unstructured
 
     method = options["method"]
-    common = {**pick(options, ModelInput, Device, Output), "method": method,
+    common = {**pick(options, ModelInput, SaveFormat, Device, Output), "method": method,
               "calibration": pick(options, Calibration)}
     quantization = pick(options, QuantizeOptions)  # after either kind of pruning
     unstructured = pick(options, UnstructuredOptions, exclude=("method", *quantization))
@@ -134,7 +135,7 @@ def prune(**options: Any) -> None:
 
 @app.command(cls=RegistryHelp)
 @user_errors
-@schema_options(ModelInput, QuantizeOptions, Calibration, Device, Output, helps={
+@schema_options(ModelInput, QuantizeOptions, SaveFormat, Calibration, Device, Output, helps={
     "model": "A pruned folder (its manifest is extended), or any model prunescale loads.",
     "out": "Output folder (a Hugging Face model folder)."})
 def quantize(**options: Any) -> None:
@@ -143,11 +144,15 @@ def quantize(**options: Any) -> None:
     Weight-only, per group; a pruned weight stays exactly zero. The folder holds the dequantized weights in
     the model's dtype (every engine loads it): it measures the accuracy of the quantized model, not its speed.
 
+    With --save-format packed (compressed-tensors installed; 4 or 8 bits) the folder also holds packed/: the
+    same integers packed as vLLM's int4/int8 weight-only kernels read them, checked against the dequantized
+    weights before the folder is kept.
+
     Example: prunescale quantize --model runs/wanda50 --quantize gptq --bits 4 --group-size 32 --out runs/wanda50-w4
     """
     from prunescale.api import quantize_folder
 
-    spec = validated(QuantizeSpec, **pick(options, ModelInput, QuantizeOptions, Device, Output),
+    spec = validated(QuantizeSpec, **pick(options, ModelInput, QuantizeOptions, SaveFormat, Device, Output),
                      calibration=pick(options, Calibration))
     quantize_folder(spec, log=say, progress=err.is_terminal)
     out.print(f"quantized model: {spec.out}")

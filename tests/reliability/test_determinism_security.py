@@ -12,11 +12,10 @@ import pytest
 from safetensors.torch import load_file
 from typer.testing import CliRunner
 
-from conftest import tiny_model
+from conftest import save_tiny
 from prunescale.cli import app
 from prunescale.errors import PrunescaleError
 from prunescale.models.loader import load_model
-from prunescale.toy.tokenizer import build_tokenizer
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "prunescale"
 runner = CliRunner()
@@ -24,11 +23,7 @@ runner = CliRunner()
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("det") / "m"
-    tok = build_tokenizer()
-    tiny_model("llama", layers=3, vocab=len(tok)).save_pretrained(folder)
-    tok.save_pretrained(folder)
-    return folder
+    return save_tiny(tmp_path_factory.mktemp("det") / "m", "llama", 3)
 
 
 def _mask_hash(folder: Path) -> str:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from prunescale.api.loading import Log, calibration_for, calibration_notices, load_and_calibrate, saved_dtype
 from prunescale.api.output import staged
-from prunescale.api.quantize import precheck, quantize_loaded, weight_bytes
+from prunescale.api.quantize import packed_params, precheck, quantize_loaded, weight_bytes, write_packed
 from prunescale.config import AllocationSpec, PruneSpec
 from prunescale.data.calibration import CalibrationSet, load_calibration
 from prunescale.models import save  # looked up at call time: fault-injection tests patch it there
@@ -143,9 +143,9 @@ def prune_unstructured(spec: PruneSpec, log: Log = print, progress: bool = True)
                            f"{len(done.result['run']['percdamp_raised'])} module(s); the manifest lists them "
                            "(run.percdamp_raised)")
             log(f"note: {notices[-1]}")
-        quantization = None
+        quantization, qparams = None, packed_params(spec)
         if spec.quantize:  # on the pruned weights, the same calibration tokens
-            quantization, more = quantize_loaded(spec, lm, calib, spec.device, progress, log)
+            quantization, more = quantize_loaded(spec, lm, calib, spec.device, progress, log, qparams)
             notices += more
         manifest = _manifest(spec, lm, calib, done, notices, time.perf_counter() - t0)
         manifest["compute_dtype"] = str(next(lm.model.parameters()).dtype).removeprefix("torch.")
@@ -157,6 +157,7 @@ def prune_unstructured(spec: PruneSpec, log: Log = print, progress: bool = True)
         save.save_checkpoint(lm.model, lm.tokenizer, tmp, manifest, dtype)
         if not spec.nm:
             (tmp / "allocation.json").write_text(json.dumps(done.pattern.sparsity, indent=1) + "\n")
+        write_packed(spec, lm.model, lm.tokenizer, tmp, qparams, manifest, log)
     log(f"realised sparsity {done.result['realised_global']:.4f} (target {done.result['target_global']:.4f}) → {out}")
     return out
 

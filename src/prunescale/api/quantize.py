@@ -16,7 +16,7 @@ from torch import nn
 
 from prunescale.api.loading import Log, calibration_notices, load_and_calibrate, saved_dtype
 from prunescale.api.output import staged
-from prunescale.config import QuantizeOptions, QuantizeSpec
+from prunescale.config import QuantizeOptions, QuantizeSpec, SaveFormat
 from prunescale.data.calibration import CalibrationSet
 from prunescale.errors import PrunescaleError
 from prunescale.models import save  # looked up at call time: fault-injection tests patch it there
@@ -52,8 +52,9 @@ def precheck(model: str, options: QuantizeOptions) -> None:
 
 
 def quantize_loaded(options: QuantizeOptions, lm: LoadedModel, calib: CalibrationSet | None, device: str,
-                    progress: bool, log: Log) -> tuple[dict, list[str]]:
-    """Quantize ``lm.model`` in place; returns the manifest's ``quantization`` record and its notices."""
+                    progress: bool, log: Log, qparams: dict | None = None) -> tuple[dict, list[str]]:
+    """Quantize ``lm.model`` in place; returns the manifest's ``quantization`` record and its notices.
+    ``qparams`` (when given) receives every Linear's group parameters (what the packed format needs)."""
     assert options.quantize and options.quantization is not None
     quantizer = QUANTIZERS[options.quantize]
     if quantizer.calibrated and calib is None:
@@ -62,7 +63,8 @@ def quantize_loaded(options: QuantizeOptions, lm: LoadedModel, calib: Calibratio
     for n in notices:
         log(f"warning: {n}")
     log(f"quantizing with {options.quant_label}")
-    record = quantizer(lm.model, calib.samples if calib else (), device, progress, **options.quantization)
+    record = quantizer(lm.model, calib.samples if calib else (), device, progress, **options.quantization,
+                       qparams=qparams)
     raised = record.get("percdamp_raised") or {}
     if raised:
         notices.append(f"GPTQ needed more damping than {record['percdamp']} for {len(raised)} module(s); the "
@@ -71,6 +73,29 @@ def quantize_loaded(options: QuantizeOptions, lm: LoadedModel, calib: Calibratio
     record["label"] = options.quant_label
     record["calibration"] = calib.spec if calib and quantizer.calibrated else None
     return record, notices
+
+
+def packed_params(spec: SaveFormat) -> dict | None:
+    """A dict to collect the group parameters in when ``spec`` asks for the packed format, else None."""
+    return {} if spec.save_format == "packed" else None
+
+
+def write_packed(spec: QuantizeOptions, model: nn.Module, tokenizer, folder: Path, qparams: dict | None,
+                 manifest: dict, log: Log) -> None:
+    """After the dequantized folder is written (and checked): ``folder/packed`` in compressed-tensors'
+    packed format, verified to hold the dequantized folder's integer codes, with its own copy of the
+    manifest; the folder's manifest records it. Consumes ``model``. Nothing to do without ``qparams``."""
+    if qparams is None:
+        return
+    from prunescale.models import packed
+
+    log(f"writing the packed {spec.bits}-bit folder → {packed.FOLDER}/")
+    record = packed.save_packed(model, tokenizer, folder / packed.FOLDER, qparams, spec.bits, spec.group_size)
+    record["verified_modules"] = packed.verify_packed(folder / packed.FOLDER, folder)
+    manifest["packed"] = record
+    text = json.dumps(manifest, indent=1) + "\n"
+    (folder / packed.FOLDER / save.MANIFEST).write_text(text)
+    (folder / save.MANIFEST).write_text(text)
 
 
 def weight_bytes(model: nn.Module, dtype: torch.dtype, quantization: dict | None = None) -> int:
@@ -111,12 +136,14 @@ def quantize_folder(spec: QuantizeSpec, log: Log = print, progress: bool = True)
                               "method": "none", "target_sparsity": 0.0, "removed_layers": []}
         dtype = saved_dtype(lm, manifest)
         manifest.setdefault("dense_weight_bytes", weight_bytes(lm.model, dtype))
-        record, more = quantize_loaded(spec, lm, calib, spec.device, progress, log)
+        qparams = packed_params(spec)
+        record, more = quantize_loaded(spec, lm, calib, spec.device, progress, log, qparams)
         record["elapsed_seconds"] = round(time.perf_counter() - t0, 2)
         manifest["quantization"] = record
         manifest["weight_bytes"] = weight_bytes(lm.model, dtype, record)
         manifest["notices"] = [*manifest.get("notices", []), *notices, *more]
         manifest["quantize_environment"] = environment()
         save.save_checkpoint(lm.model, lm.tokenizer, tmp, manifest, dtype)
+        write_packed(spec, lm.model, lm.tokenizer, tmp, qparams, manifest, log)
     log(f"quantized ({spec.quant_label}; mean relative weight error {record['mean_relative_error']:.4f}) → {spec.out}")
     return Path(spec.out)

@@ -11,7 +11,7 @@ from transformers import AutoModelForCausalLM
 
 from prunescale.api.loading import Log, calibrate, calibration_notices, load_and_calibrate, saved_dtype
 from prunescale.api.output import staged
-from prunescale.api.quantize import precheck, quantize_loaded, weight_bytes
+from prunescale.api.quantize import packed_params, precheck, quantize_loaded, weight_bytes, write_packed
 from prunescale.config import StructuredSpec
 from prunescale.errors import PrunescaleError
 from prunescale.models import save  # looked up at call time: fault-injection tests patch it there
@@ -120,8 +120,9 @@ def prune_structured(spec: StructuredSpec, log: Log = print) -> Path:
             "elapsed_seconds": round(time.perf_counter() - t0, 2),
             "environment": environment(),
         }
+        qparams = packed_params(spec)
         if spec.quantize:  # the blocks that remain
-            manifest["quantization"], more = quantize_loaded(spec, lm, qcal, spec.device, False, log)
+            manifest["quantization"], more = quantize_loaded(spec, lm, qcal, spec.device, False, log, qparams)
             notices += more
         manifest["compute_dtype"] = str(next(model.parameters()).dtype).removeprefix("torch.")
         dtype = saved_dtype(lm, manifest)
@@ -129,4 +130,5 @@ def prune_structured(spec: StructuredSpec, log: Log = print) -> Path:
                      "weight_bytes": weight_bytes(model, dtype, manifest.get("quantization"))}
         save.save_checkpoint(model, lm.tokenizer, tmp, manifest, dtype)
         smoke_check(model, tmp)
+        write_packed(spec, model, lm.tokenizer, tmp, qparams, manifest, log)
     return out

@@ -37,11 +37,11 @@ from prunescale.config.pruning import (
     UnstructuredOptions,
     grid_knobs,
 )
-from prunescale.config.quantization import QuantizeOptions, QuantizeSpec
+from prunescale.config.quantization import QuantizeOptions, QuantizeSpec, SaveFormat
 
 __all__ = [
     "DTYPE_NAMES", "ENGINES", "NSAMPLES", "SEQLEN", "AllocationOptions", "AllocationSpec", "Calibration", "Device",
     "EvalOptions", "EvalSpec", "ModelInput", "Output", "PruneSpec",
-    "QuantizeOptions", "QuantizeSpec", "Strict", "StructuredOptions", "StructuredSpec",
+    "QuantizeOptions", "QuantizeSpec", "SaveFormat", "Strict", "StructuredOptions", "StructuredSpec",
     "UnstructuredOptions", "grid_knobs", "one_line", "parse_nm", "read_allocation_file", "validated",
 ]

@@ -24,7 +24,7 @@ from prunescale.config.fields import (
     registered,
     within,
 )
-from prunescale.config.quantization import QuantizeOptions
+from prunescale.config.quantization import QuantizeOptions, SaveFormat
 from prunescale.registry import ALLOCATIONS, METHODS, REFINEMENTS, REMOVALS, knob_names
 
 
@@ -270,13 +270,13 @@ class StructuredOptions(QuantizeOptions):
         return REMOVALS[self.method].calibrated
 
 
-class PruneSpec(UnstructuredOptions, ModelInput, Device, Output):
+class PruneSpec(UnstructuredOptions, SaveFormat, ModelInput, Device, Output):
     """One unstructured pruning run."""
 
     calibration: Calibration = Calibration()
 
 
-class StructuredSpec(StructuredOptions, ModelInput, Device, Output):
+class StructuredSpec(StructuredOptions, SaveFormat, ModelInput, Device, Output):
     """One layer-removal run."""
 
     calibration: Calibration = Calibration()

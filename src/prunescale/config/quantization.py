@@ -3,16 +3,19 @@ study variant (dense ones included) and ``prunescale quantize``."""
 
 from __future__ import annotations
 
-from typing import Any
+import importlib.util
+from typing import Annotated, Any
 
 from pydantic import Field, field_validator, model_validator
 
 from prunescale.config.common import Calibration, Device, ModelInput, Output
-from prunescale.config.fields import Strict, changed
+from prunescale.config.fields import Strict, changed, one_of
 from prunescale.registry import QUANTIZERS, knob_names
 
 BITS = (8, 4, 3, 2)  # 2 is accepted with a warning: GPTQ's own results at 2 bits are near collapse
 DEFAULT_GROUP = 128
+SAVE_FORMATS = ("dequantized", "packed")
+PACKED_BITS = (4, 8)  # what vLLM's weight-only integer kernels (W4A16, W8A16) serve
 
 
 class QuantizeOptions(Strict):
@@ -87,7 +90,30 @@ class QuantizeOptions(Strict):
         return bool(self.quantize) and QUANTIZERS[self.quantize].calibrated
 
 
-class QuantizeSpec(QuantizeOptions, ModelInput, Device, Output):
+class SaveFormat(Strict):
+    """How a quantized model is written. An output option of the commands that write one, not of a study
+    variant: it never changes what is measured."""
+
+    save_format: Annotated[str, one_of("save-format", SAVE_FORMATS)] = Field(
+        "dequantized", description="dequantized | packed: packed also writes packed/, the integer folder vLLM "
+        "serves with its int4/int8 kernels (compressed-tensors pack-quantized; --bits 4 or 8).")
+
+    @model_validator(mode="after")
+    def _packed(self) -> SaveFormat:
+        if self.save_format != "packed":
+            return self
+        if not getattr(self, "quantize", None):
+            raise ValueError("--save-format packed writes quantized weights: give --quantize "
+                             f"({', '.join(QUANTIZERS)})")
+        if getattr(self, "bits", None) not in PACKED_BITS:
+            raise ValueError(f"--save-format packed holds {' or '.join(map(str, PACKED_BITS))}-bit weights (vLLM's "
+                             f"integer kernels), not {getattr(self, 'bits', None)}")
+        if importlib.util.find_spec("compressed_tensors") is None:
+            raise ValueError("--save-format packed needs compressed-tensors: pip install 'prunescale[packed]'")
+        return self
+
+
+class QuantizeSpec(QuantizeOptions, SaveFormat, ModelInput, Device, Output):
     """Quantize a model or an already pruned folder (``prunescale quantize``)."""
 
     calibration: Calibration = Calibration()

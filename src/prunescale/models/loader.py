@@ -22,6 +22,7 @@ from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTra
 from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING
 
 from prunescale.errors import PrunescaleError
+from prunescale.models import packed
 from prunescale.models.registry import REGISTRY, SMOLLM2_GGUF, cache_dir, package_file
 
 DTYPES = {
@@ -210,9 +211,14 @@ def load_model(
         archs = ", ".join(getattr(config, "architectures", None) or []) or "none listed"
         raise PrunescaleError(f"{where}: holds a {kind!r} model (architectures: {archs}), not a causal language model")
     try:
-        model = AutoModelForCausalLM.from_pretrained(
-            where, dtype=torch_dtype, trust_remote_code=trust_remote_code, config=config
-        )
+        if packed.is_packed(config):  # transformers' own loader cannot read every such folder yet
+            model = packed.load_packed(where, config, torch_dtype)
+        else:
+            model = AutoModelForCausalLM.from_pretrained(
+                where, dtype=torch_dtype, trust_remote_code=trust_remote_code, config=config
+            )
+    except PrunescaleError:
+        raise
     except Exception as exc:  # truncated/corrupt safetensors, missing shards, …: all "cannot load weights"
         first = (str(exc).splitlines() or [type(exc).__name__])[0]
         raise PrunescaleError(f"{where}: cannot load weights ({first})") from exc

@@ -37,8 +37,11 @@ def check_group_size(widths: dict[str, int], group_size: int) -> None:
                               f"{odd[0]}; choose a divisor of every width (or -1 for one group per row)")
 
 
-def _write(lin: nn.Linear, mask: torch.Tensor, q: Quantized, name: str) -> float:
-    """Write the dequantized weights; returns the squared error ‖Ŵ − W‖² (for the block's relative error)."""
+def _write(lin: nn.Linear, mask: torch.Tensor, q: Quantized, name: str, qparams: dict | None) -> float:
+    """Write the dequantized weights (and keep the group parameters in ``qparams`` when given: the packed
+    format needs them); returns the squared error ‖Ŵ − W‖² (for the block's relative error)."""
+    if qparams is not None:
+        qparams[name] = (q.scale.detach().cpu(), q.zero.detach().cpu())
     with torch.no_grad():
         w = lin.weight.detach().float()
         new = q.weight.to(w.device)
@@ -60,8 +63,9 @@ def _summary(model: nn.Module, errors: dict[int, tuple[float, float]], run: dict
 
 
 def quantize_rtn(model: nn.Module, samples: Sequence[torch.Tensor] = (), device: str = "cpu",
-                 progress: bool = True, bits: int = 4, group_size: int = 128) -> dict:
-    """Round-to-nearest per group: no calibration data, no forward pass."""
+                 progress: bool = True, bits: int = 4, group_size: int = 128, qparams: dict | None = None) -> dict:
+    """Round-to-nearest per group: no calibration data, no forward pass. ``qparams`` (when given) receives
+    every Linear's ``(scale, zero)`` by its name in the model."""
     t0 = time.perf_counter()
     linears = prunable_linears(model)
     check_group_size({n: m.in_features for n, m in linears.items()}, group_size)
@@ -74,7 +78,7 @@ def quantize_rtn(model: nn.Module, samples: Sequence[torch.Tensor] = (), device:
                 mask = lin.weight.detach() == 0
                 n += float(lin.weight.detach().float().pow(2).sum())
                 q = rtn(lin.weight.to(device), bits, group_size, mask.to(device))
-                e += _write(lin, mask, q, blocks.name(i, sub))
+                e += _write(lin, mask, q, blocks.name(i, sub), qparams)
         errors[i] = (e, n)
     settings = {"method": "rtn", "bits": bits, "group_size": group_size, "act_order": False}
     return _summary(model, errors, {"block_forwards": 0, "seconds": time.perf_counter() - t0}, settings)
@@ -82,9 +86,10 @@ def quantize_rtn(model: nn.Module, samples: Sequence[torch.Tensor] = (), device:
 
 def quantize_gptq(model: nn.Module, samples: Sequence[torch.Tensor], device: str = "cpu", progress: bool = True,
                   bits: int = 4, group_size: int = 128, act_order: bool = False, blocksize: int = 128,
-                  percdamp: float = 0.01, static_groups: bool = True) -> dict:
+                  percdamp: float = 0.01, static_groups: bool = True, qparams: dict | None = None) -> dict:
     """GPTQ block by block on the calibration samples (see the module docstring); ``static_groups`` is the
-    kernel's (not a user option: the benchmark measures the IST-DASLab rule with it off)."""
+    kernel's (not a user option: the benchmark measures the IST-DASLab rule with it off); ``qparams`` as
+    :func:`quantize_rtn`'s."""
     if not samples:
         raise PrunescaleError("gptq needs calibration samples")
     linears = prunable_linears(model)
@@ -106,7 +111,7 @@ def quantize_gptq(model: nn.Module, samples: Sequence[torch.Tensor], device: str
             if stats[name].percdamp_used != percdamp:
                 raised[blocks.name(i, name)] = stats[name].percdamp_used
             n_ += float(lin.weight.detach().float().pow(2).sum())
-            e += _write(lin, mask, q, blocks.name(i, name))
+            e += _write(lin, mask, q, blocks.name(i, name), qparams)
             stats[name].free()
         errors[i] = (e, n_)
 
