@@ -95,8 +95,9 @@ class SaveFormat(Strict):
     variant: it never changes what is measured."""
 
     save_format: Annotated[str, one_of("save-format", SAVE_FORMATS)] = Field(
-        "dequantized", description="dequantized | packed: packed also writes packed/, the integer folder vLLM "
-        "serves with its int4/int8 kernels (compressed-tensors pack-quantized; --bits 4 or 8).")
+        "dequantized", description=f"{' | '.join(SAVE_FORMATS)}: packed also writes packed/, the integer folder "
+        "vLLM serves with its int4/int8 kernels (compressed-tensors pack-quantized; --bits "
+        f"{' or '.join(map(str, PACKED_BITS))}).")
 
     @model_validator(mode="after")
     def _packed(self) -> SaveFormat:
