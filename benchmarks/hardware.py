@@ -21,12 +21,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from prunescale.provenance import peak_rss_mib
 
 SHAPES = {
     "qwen3-8b": dict(arch="qwen3", hidden_size=4096, intermediate_size=12288, num_attention_heads=32,
@@ -131,7 +132,7 @@ def child(stage: str, folder: str, n: int, seqlen: int, data: str = "gsm8k") -> 
         t0 = time.perf_counter()
         engine.generate(reqs)
     seconds = time.perf_counter() - t0
-    return {"seconds": seconds, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    return {"seconds": seconds, "peak_rss_mb": peak_rss_mib()}
 
 
 def warm(folder: Path) -> None:

@@ -28,9 +28,17 @@ import tempfile
 import textwrap
 from pathlib import Path
 
-OURS = textwrap.dedent(
+# Each child's own peak memory (VmHWM): ru_maxrss would carry over the parent's peak across fork and exec.
+PEAK_RSS = textwrap.dedent(
     """
-    import json, resource, sys, time
+    def peak_rss_mib():
+        return next(int(x.split()[1]) for x in open("/proc/self/status") if x.startswith("VmHWM:")) / 1024
+    """
+)
+
+OURS = PEAK_RSS + textwrap.dedent(
+    """
+    import json, sys, time
     import torch
     from transformers import AutoModelForCausalLM
     from prunescale.config import PruneSpec
@@ -54,13 +62,13 @@ OURS = textwrap.dedent(
     if what != "dense_forward":
         torch.save({n: (m.weight == 0) for n, m in model.named_modules()
                     if isinstance(m, torch.nn.Linear) and "layers." in n}, mask_file)
-    print(json.dumps({"seconds": seconds, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+    print(json.dumps({"seconds": seconds, "peak_rss_mb": peak_rss_mib()}))
     """
 )
 
-LLMCOMPRESSOR = textwrap.dedent(
+LLMCOMPRESSOR = PEAK_RSS + textwrap.dedent(
     """
-    import json, resource, sys, time
+    import json, sys, time
     import torch
     from datasets import Dataset
     from transformers import AutoModelForCausalLM
@@ -81,7 +89,7 @@ LLMCOMPRESSOR = textwrap.dedent(
     seconds = time.perf_counter() - t0
     torch.save({n: (m.weight == 0) for n, m in model.named_modules()
                 if isinstance(m, torch.nn.Linear) and "layers." in n}, mask_file)
-    print(json.dumps({"seconds": seconds, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+    print(json.dumps({"seconds": seconds, "peak_rss_mb": peak_rss_mib()}))
     """
 )
 

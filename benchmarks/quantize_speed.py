@@ -23,13 +23,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from prunescale.provenance import peak_rss_mib
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # benchmarks.reference, when run as a script
@@ -52,7 +53,7 @@ def worker(args: argparse.Namespace) -> None:
         quantize_gptq(lm.model, samples, bits=args.bits, group_size=args.group_size, progress=False,
                       static_groups=args.method != "gptq-dynamic")
     seconds = time.perf_counter() - t0
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # before saving, as the reference reads it
+    peak = peak_rss_mib()  # before saving, as the reference reads it
     lm.model.save_pretrained(args.out)
     lm.tokenizer.save_pretrained(args.out)
     (Path(args.out) / "ours.json").write_text(json.dumps({"seconds_gptq": seconds, "peak_rss_mib": peak}))

@@ -72,7 +72,13 @@ TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_ma
 
 
 def peak_rss_mib() -> float:
-    """Peak resident set size of this process so far (Linux reports ru_maxrss in KiB)."""
+    """Peak resident set size of this process so far: ``VmHWM`` (the high-water mark of this process's own
+    memory; standalone, so not prunescale's helper). Not ``ru_maxrss``: Linux carries that over from the
+    parent across fork and exec, so a child would report at least its parent's peak."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
@@ -245,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
         "peak_rss_mib": rss_after_gptq,
         "peak_rss_mib_after_load": rss_after_load,
         "peak_rss_mib_end": peak_rss_mib(),
-        "peak_rss_note": "resource.getrusage(RUSAGE_SELF).ru_maxrss of the whole process: peak_rss_mib is "
+        "peak_rss_note": "VmHWM of this process (its own peak, not its parent's): peak_rss_mib is "
                          "read right after the GPTQ step (model load included), _end after saving",
         "versions": {
             "llmcompressor": llmcompressor.__version__,

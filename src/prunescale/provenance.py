@@ -33,3 +33,19 @@ def environment() -> dict:
         "threads": torch.get_num_threads(),
         "utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
+
+
+def peak_rss_mib() -> float:
+    """This process's peak resident memory in MiB: the kernel's high-water mark of its own address space
+    (``VmHWM``). ``getrusage``'s ``ru_maxrss`` would be wrong for a benchmark's worker: Linux carries it
+    over from the parent across fork and exec, so a child reports at least its parent's peak."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource  # not Linux: the closest figure there is (kilobytes on most systems)
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
