@@ -182,4 +182,5 @@ def test_a_packed_folder_is_served_by_vllms_int4_kernel_and_matches_its_dequanti
     assert len(pairs) == 120 and all(a["item_id"] == b["item_id"] and a["budget"] == b["budget"] for a, b in pairs)
     agree = sum(a["correct"] == b["correct"] for a, b in pairs) / len(pairs)
     acc = {k: sum(r["correct"] for r in v if r["budget"] == 96) / 40 for k, v in rows.items()}
+    print(f"packed vs dequantized in vLLM bf16: rows agreeing {agree:.3f}, accuracy at 96 {acc}")
     assert agree >= 0.85 and abs(acc["packed"] - acc["dequantized"]) <= 0.1, (agree, acc)
