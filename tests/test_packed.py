@@ -185,3 +185,14 @@ def test_a_bf16_model_packs_its_codes_with_bf16_scales(tmp_path):
     assert next(b.parameters()).dtype == torch.bfloat16
     for (name, wa), wb in zip(a.state_dict().items(), b.state_dict().values()):
         assert torch.allclose(wa.float(), wb.float(), rtol=2**-7, atol=0), name
+
+
+def test_reading_a_packed_folder_without_compressed_tensors_is_one_clear_error(tmp_path, monkeypatch):
+    import importlib.util
+
+    model, tok, qparams = _quantized("llama", 4, 32)
+    _, pk = _save_both(tmp_path, model, tok, qparams, 4, 32)
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: None if n == "compressed_tensors" else real(n, *a))
+    with pytest.raises(PrunescaleError, match=r"install compressed-tensors \(pip install 'prunescale\[packed\]'\)"):
+        load_model(str(pk))

@@ -93,9 +93,8 @@ def write_packed(spec: QuantizeOptions, model: nn.Module, tokenizer, folder: Pat
     record = packed.save_packed(model, tokenizer, folder / packed.FOLDER, qparams, spec.bits, spec.group_size)
     record["verified_modules"] = packed.verify_packed(folder / packed.FOLDER, folder)
     manifest["packed"] = record
-    text = json.dumps(manifest, indent=1) + "\n"
-    (folder / packed.FOLDER / save.MANIFEST).write_text(text)
-    (folder / save.MANIFEST).write_text(text)
+    save.write_manifest(folder / packed.FOLDER, manifest)
+    save.write_manifest(folder, manifest)
 
 
 def weight_bytes(model: nn.Module, dtype: torch.dtype, quantization: dict | None = None) -> int:

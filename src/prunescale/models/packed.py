@@ -93,15 +93,15 @@ def load_packed(folder: str | Path, config, dtype: torch.dtype | str = "auto") -
 
     Every packed Linear is decompressed by compressed-tensors' own decompressor with its scheme from the
     config; a weight the folder lacks, or one it has that the model does not, is an error."""
+    if not available():  # before the imports below, which would fail with a bare ImportError
+        raise PrunescaleError(f"{folder} holds packed integer weights: install compressed-tensors "
+                              "(pip install 'prunescale[packed]') to read them")
     from compressed_tensors.compressors import BaseCompressor
     from compressed_tensors.quantization import QuantizationConfig
     from compressed_tensors.utils import match_named_modules
     from safetensors.torch import load_file
     from transformers import AutoModelForCausalLM
 
-    if not available():
-        raise PrunescaleError(f"{folder} holds packed integer weights: install compressed-tensors "
-                              "(pip install 'prunescale[packed]') to read them")
     folder = Path(folder)
     raw = config.quantization_config
     qconfig = QuantizationConfig.model_validate(raw if isinstance(raw, dict) else raw.to_dict())

@@ -27,8 +27,12 @@ def save_checkpoint(
     manifest["saved_dtype"] = str(next(model.parameters()).dtype).removeprefix("torch.")
     model.save_pretrained(folder, safe_serialization=True)
     tokenizer.save_pretrained(folder)
-    (folder / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
+    write_manifest(folder, manifest)
     return folder
+
+
+def write_manifest(folder: Path, manifest: dict) -> None:
+    (Path(folder) / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
 
 
 def read_manifest(folder: Path) -> dict | None:
